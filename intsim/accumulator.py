@@ -1,0 +1,147 @@
+"""Finite accumulators and the tiled integer matmul (NUMERICS.md §4).
+
+    out[..., m, n] = TS_{tiles t ascending}( R_t ),   R_t = register over k in tile t
+
+Register R per mode: "saturate" clamps to [lo, hi] after every multiply-accumulate (k
+ascending, so the result depends on order); "clamp_tile" takes the exact tile sum and clamps
+it once; "wrap" keeps it modulo 2^bits (two's complement); "exact" never limits. [lo, hi] =
+±(2^(bits-1)-1) when symmetric, else [-2^(bits-1), 2^(bits-1)-1]. TS is the tile-sum register:
+unbounded int64 when tile_sum_bits is None, else tile_sum_bits wide — wrapping in "wrap" mode,
+saturating otherwise (same symmetric rule).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+import numpy as np
+
+from .kernels import accumulate as K
+
+MODES = tuple(K.MODE_CODES)
+
+
+@dataclass(frozen=True)
+class Accumulator:
+    """An accumulator datapath: register width, K-tile, overflow mode, tile-sum register."""
+    bits: int = 8
+    tile: Optional[int] = 32
+    mode: str = "saturate"
+    symmetric: bool = True
+    tile_sum_bits: Optional[int] = None
+
+    def __post_init__(self):
+        if isinstance(self.bits, bool) or not isinstance(self.bits, (int, np.integer)) \
+                or not 2 <= self.bits <= 62:
+            raise ValueError(f"bits: expected an int in [2, 62], got {self.bits!r}")
+        if self.tile is not None and (isinstance(self.tile, bool) or not isinstance(
+                self.tile, (int, np.integer)) or self.tile < 1):
+            raise ValueError(f"tile: expected None or a positive int, got {self.tile!r}")
+        if self.mode not in K.MODE_CODES:
+            raise ValueError(f"mode: expected one of {MODES}, got {self.mode!r}")
+        if self.symmetric not in (True, False):
+            raise ValueError(f"symmetric: expected a bool, got {self.symmetric!r}")
+        tsb = self.tile_sum_bits
+        if tsb is not None and (isinstance(tsb, bool) or not isinstance(tsb, (int, np.integer))
+                                or not 2 <= tsb <= 63):
+            raise ValueError(f"tile_sum_bits: expected None or an int in [2, 63], got {tsb!r}")
+
+    @property
+    def range(self) -> tuple[int, int]:
+        """(lo, hi) of the register (saturating modes)."""
+        return _limits(self.bits, self.symmetric)
+
+    @property
+    def tile_sum_range(self) -> Optional[tuple[int, int]]:
+        return None if self.tile_sum_bits is None else _limits(self.tile_sum_bits,
+                                                               self.symmetric)
+
+
+def _limits(bits: int, symmetric: bool) -> tuple[int, int]:
+    half = 1 << (bits - 1)
+    return (-(half - 1) if symmetric else -half), half - 1
+
+
+def _absmax(x: np.ndarray) -> int:
+    if x.size == 0:
+        return 0
+    return max(abs(int(x.max())), abs(int(x.min())))
+
+
+def _register_dtype(bound: int) -> np.dtype:
+    """Smallest of int16/int32/int64 holding magnitudes up to `bound`."""
+    for dt in (np.int16, np.int32, np.int64):
+        if bound <= np.iinfo(dt).max:
+            return np.dtype(dt)
+    raise ValueError(f"a, b: values up to {bound} exceed a 64-bit register model")
+
+
+@dataclass
+class MatmulStats:
+    """What one traced int_matmul call observed (all counts over every output)."""
+    events: np.ndarray          # (rows, N) MACs that saturated/wrapped; clamped tiles
+    tiles_hit: np.ndarray       # (rows, N) tiles with ≥ 1 event
+    ts_events: np.ndarray       # (rows, N) tile-sum register overflows
+    max_abs_partial: int        # max |exact tile sum|
+    max_abs_prefix: int         # max |exact running sum inside a tile|
+    max_abs_total: int          # max |tile-sum register value|
+    hist: np.ndarray            # (64,) log2 histogram of exact tile sums (bin = bit length)
+    n_tiles: int
+
+
+def int_matmul(a: np.ndarray, b: np.ndarray, acc: Accumulator, *, trace=None,
+               label: str = "") -> np.ndarray:
+    """Integer matmul a (..., M, K) · b (K, N) through accumulator `acc` → int64 (..., M, N).
+
+    One Numba kernel for every mode: one SIMD lane per output column, 4 rows share each
+    loaded b[k, n], row blocks in parallel (results cannot depend on the thread count).
+    Registers are int16/int32/int64 as the operand ranges require; event counting and the
+    statistics of NUMERICS.md §5 are computed only when a trace is given.
+    """
+    for name, arr in (("a", a), ("b", b)):
+        if not isinstance(arr, np.ndarray) or arr.dtype.kind not in "iu":
+            raise ValueError(f"{name}: expected a NumPy integer array, got "
+                             f"{getattr(arr, 'dtype', type(arr).__name__)}")
+    if not isinstance(acc, Accumulator):
+        raise ValueError(f"acc: expected an intsim.Accumulator, got {acc!r}")
+    if a.ndim < 2 or b.ndim != 2 or a.shape[-1] != b.shape[0]:
+        raise ValueError(f"a, b: expected shapes (..., M, K) and (K, N), got {a.shape} "
+                         f"and {b.shape}")
+    lead, (M, Kd), N = a.shape[:-2], a.shape[-2:], b.shape[1]
+    rows = int(np.prod(lead, dtype=np.int64)) * M
+    a2 = a.reshape(rows, Kd)
+    tile = max(1, Kd if acc.tile is None else min(acc.tile, Kd))
+    n_tiles = -(-Kd // tile)
+    prod = _absmax(a2) * _absmax(b)
+    lo, hi = acc.range
+    mode = K.MODE_CODES[acc.mode]
+    if mode in (K.SATURATE, K.WRAP):
+        reg_bound = max(-lo, hi, 1 << (acc.bits - 1)) + prod
+    else:
+        reg_bound = tile * prod
+    if acc.tile_sum_bits is None and n_tiles * max(reg_bound, -lo, hi) >= 1 << 63:
+        raise ValueError("a, b: the unbounded tile-sum register would exceed int64")
+    rdt = _register_dtype(reg_bound)
+    ts_mode = (K.TS_NONE if acc.tile_sum_bits is None
+               else K.TS_WRAP if acc.mode == "wrap" else K.TS_SATURATE)
+    ts_lo, ts_hi = acc.tile_sum_range or (0, 0)
+
+    padded = -(-rows // K.ROWS) * K.ROWS
+    ap = np.zeros((padded, Kd), rdt)
+    ap[:rows] = a2
+    count = trace is not None
+    shape = (padded, N) if count else (0, 0)
+    out = np.empty((padded, N), np.int64)
+    events, tiles_hit, ts_events = (np.zeros(shape, np.int32) for _ in range(3))
+    stats = np.zeros((padded // K.ROWS if count else 0, 3 + K.HIST_BINS), np.int64)
+    K.tiled_matmul(ap, np.ascontiguousarray(b, dtype=rdt), tile, mode, lo, hi, acc.bits,
+                   ts_mode, ts_lo, ts_hi, acc.tile_sum_bits or 64, count,
+                   out, events, tiles_hit, ts_events, stats)
+    if count:
+        agg = stats.max(axis=0) if stats.size else np.zeros(3, np.int64)
+        hist = stats[:, 3:].sum(axis=0)
+        hist[0] -= (padded - rows) * N * n_tiles          # padded rows' zero partials
+        trace.record_matmul(label, acc, MatmulStats(
+            events[:rows], tiles_hit[:rows], ts_events[:rows], int(agg[0]), int(agg[1]),
+            int(agg[2]), hist, n_tiles), shape=(rows, Kd, N))
+    return out[:rows].reshape(*lead, M, N)

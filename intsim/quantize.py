@@ -1,0 +1,147 @@
+"""Per-tensor integer quantization (NUMERICS.md §2).
+
+    m     = fl32(max|x| · clip)                      (dynamic scale)
+    scale = fl32(m / qmax)                           ("pow2": smallest 2^e ≥ that scale)
+    v     = fl32(clamp(x, -m, m) / scale)
+    code  = clamp(round(v), qmin, qmax)
+
+Signed symmetric codes span ±(2^(b-1)-1), signed full range adds -2^(b-1), unsigned codes
+span [0, 2^b-1]; qmax is the positive end. All scale math is float32.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional, Union
+
+import numpy as np
+
+from .kernels import quantize as K
+from .rng import SRDraw, SRStream
+
+ROUNDINGS = tuple(K.ROUNDING_CODES)
+
+
+@dataclass
+class QTensor:
+    """Integer codes with one float32 scale: value ≈ codes · scale."""
+    codes: np.ndarray
+    scale: np.float32
+    bits: int
+    signed: bool
+    symmetric: bool = True
+
+    @property
+    def qmin(self) -> int:
+        return code_range(self.bits, self.signed, self.symmetric)[0]
+
+    @property
+    def qmax(self) -> int:
+        return code_range(self.bits, self.signed, self.symmetric)[1]
+
+    def dequantize(self) -> np.ndarray:
+        """codes · scale in float32."""
+        return self.codes.astype(np.float32) * self.scale
+
+
+def code_range(bits: int, signed: bool, symmetric: bool = True) -> tuple[int, int]:
+    """(qmin, qmax) of b-bit codes."""
+    if not signed:
+        return 0, (1 << bits) - 1
+    qmax = (1 << (bits - 1)) - 1
+    return (-qmax if symmetric else -qmax - 1), qmax
+
+
+def code_dtype(bits: int, signed: bool) -> np.dtype:
+    """Smallest NumPy integer dtype that holds b-bit codes."""
+    if bits <= 8:
+        return np.dtype(np.int8 if signed else np.uint8)
+    return np.dtype(np.int16 if signed else np.uint16)
+
+
+def pow2_ceil(s: np.float32) -> np.float32:
+    """Smallest power of two ≥ s (s > 0), exactly."""
+    mant, exp = np.frexp(np.float32(s))
+    return np.float32(np.ldexp(np.float32(1.0), int(exp) - (1 if mant == 0.5 else 0)))
+
+
+def _check_int(name, value, lo, hi):
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not lo <= value <= hi:
+        raise ValueError(f"{name}: expected an int in [{lo}, {hi}], got {value!r}")
+    return int(value)
+
+
+def quantize(x: np.ndarray, bits: int, *, signed: Optional[bool] = None,
+             rounding: str = "nearest", clip: float = 1.0,
+             scale: Union[None, float, str] = None,
+             rng: Union[None, SRStream, SRDraw] = None, sr_bits: int = 16,
+             symmetric: bool = True, trace=None, label: str = "") -> QTensor:
+    """Quantize a float tensor to `bits`-bit integer codes with one per-tensor scale.
+
+    x: float16/32/64 array, any shape (computed in float32). signed=None → signed iff
+    min(x) < 0. rounding ∈ nearest (half-even), half_away, half_up, floor, stochastic
+    (needs rng: an SRStream, whose next draw is used, or an SRDraw). scale: None (dynamic),
+    "pow2", or a positive float (then m = +inf: nothing is clamped before rounding).
+    All-zero x → zero codes, scale 1.0.
+    """
+    if not isinstance(x, np.ndarray) or x.dtype.kind != "f":
+        raise ValueError(f"x: expected a float16/float32/float64 NumPy array, got "
+                         f"{getattr(x, 'dtype', type(x).__name__)}")
+    bits = _check_int("bits", bits, 2, 16)
+    sr_bits = _check_int("sr_bits", sr_bits, 1, 32)
+    if rounding not in K.ROUNDING_CODES:
+        raise ValueError(f"rounding: expected one of {ROUNDINGS}, got {rounding!r}")
+    if not (isinstance(clip, (int, float, np.floating)) and np.isfinite(clip) and clip > 0):
+        raise ValueError(f"clip: expected a positive finite float, got {clip!r}")
+    if signed not in (None, True, False):
+        raise ValueError(f"signed: expected None, True or False, got {signed!r}")
+    draw = None
+    if rounding == "stochastic":
+        if isinstance(rng, SRStream):
+            draw = rng.next_draw()
+        elif isinstance(rng, SRDraw):
+            draw = rng
+        else:
+            raise ValueError("rng: rounding='stochastic' needs an intsim.SRStream or SRDraw, "
+                             f"got {rng!r}")
+
+    x32 = np.ascontiguousarray(x, dtype=np.float32).ravel()
+    amax, has_negative, finite = K.absmax_min(x32)
+    if not finite:
+        raise ValueError("x: contains NaN or Inf" + (" (or float64 values beyond float32 range)"
+                                                     if x.dtype == np.float64 else ""))
+    if signed is None:
+        signed = has_negative
+    elif not signed and has_negative:
+        raise ValueError("signed=False but x has negative values; use signed=True or None")
+    qmin, qmax = code_range(bits, signed, symmetric)
+
+    if isinstance(scale, str):
+        if scale != "pow2":
+            raise ValueError(f"scale: expected None, 'pow2' or a positive float, got {scale!r}")
+    elif scale is not None and not (isinstance(scale, (int, float, np.floating))
+                                    and np.isfinite(scale) and scale > 0):
+        raise ValueError(f"scale: expected None, 'pow2' or a positive float, got {scale!r}")
+
+    if scale is None or scale == "pow2":
+        m = np.float32(amax * np.float32(clip))
+        s = np.float32(m / np.float32(qmax))
+        if s == 0:                                   # all zero (or underflowing) input
+            s = np.float32(1.0)
+            m = np.float32(0.0)
+        elif scale == "pow2":
+            if s > np.float32(2.0 ** 127):
+                raise ValueError("scale='pow2': max|x| needs a scale above 2^127, the "
+                                 "largest float32 power of two")
+            s = pow2_ceil(s)
+    else:
+        s = np.float32(scale)
+        m = np.float32(np.inf)
+
+    codes = np.empty(x32.size, dtype=code_dtype(bits, signed))
+    mode = K.ROUNDING_CODES[rounding]
+    K.quantize_kernel(x32, codes, m, s, mode, qmin, qmax, sr_bits,
+           np.uint64(draw.key if draw else 0), draw.offset if draw else 0)
+    q = QTensor(codes.reshape(x.shape), s, bits, signed, symmetric)
+    if trace is not None:
+        trace.record_quantize(label, x32, q, rounding)
+    return q

@@ -1,0 +1,88 @@
+"""SRStream: the counter-based generator behind stochastic rounding.
+
+A stream is identified by (seed, path), path = (stream, child names …). Its key is
+
+    key_0 = mix64(seed)
+    key_{j+1} = mix64(key_j ^ mix64(component_j + GAMMA))   for each path component
+    component value: int → itself (0 ≤ c < 2^64); str → FNV-1a-64 of its UTF-8 bytes
+
+The k-th draw of a stream (k = 0, 1, …; the stream counts its draws) has
+    draw_key(k) = mix64(key ^ mix64(k + 2·GAMMA))
+and element i of that draw receives the bits element_bits(draw_key(k), i) (see
+intsim.kernels.hashing). Nothing depends on thread count, chunking or call order.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Union
+
+from .kernels.hashing import MASK64, mix64_reference
+
+GAMMA = 0x9E3779B97F4A7C15
+FNV_OFFSET = 0xCBF29CE484222325
+FNV_PRIME = 0x100000001B3
+
+Component = Union[int, str]
+
+
+def _component_value(c: Component) -> int:
+    if isinstance(c, str):
+        h = FNV_OFFSET
+        for byte in c.encode("utf-8"):
+            h = ((h ^ byte) * FNV_PRIME) & MASK64
+        return h
+    if isinstance(c, bool) or not isinstance(c, int) or not 0 <= c <= MASK64:
+        raise ValueError(f"stream: expected a str or an int in [0, 2**64), got {c!r}")
+    return c
+
+
+@dataclass(frozen=True)
+class SRDraw:
+    """One draw: element i (of the whole tensor) gets bits from (key, offset + i)."""
+    key: int
+    offset: int = 0
+
+    def shifted(self, start: int) -> "SRDraw":
+        """The same draw seen from element `start` on (for processing a tensor in chunks)."""
+        return SRDraw(self.key, self.offset + int(start))
+
+
+class SRStream:
+    """Counter-based random stream keyed on (seed, stream path); see module docstring."""
+
+    def __init__(self, seed: int, stream: Component = 0, *, _path: tuple = None):
+        if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MASK64:
+            raise ValueError(f"seed: expected an int in [0, 2**64), got {seed!r}")
+        self.seed = seed
+        self.path = tuple(_path) if _path is not None else (stream,)
+        key = mix64_reference(seed)
+        for c in self.path:
+            key = mix64_reference(key ^ mix64_reference(_component_value(c) + GAMMA))
+        self.key = key
+        self.draws = 0
+
+    def child(self, name: Component) -> "SRStream":
+        """An independent stream whose path extends this one by `name` (its counter starts at 0)."""
+        return SRStream(self.seed, _path=self.path + (name,))
+
+    def draw(self, k: int) -> SRDraw:
+        """The k-th draw of this stream (pure; does not advance the counter)."""
+        return SRDraw(mix64_reference(self.key ^ mix64_reference(k + 2 * GAMMA)))
+
+    def next_draw(self) -> SRDraw:
+        """The next draw; advances the counter by one."""
+        d = self.draw(self.draws)
+        self.draws += 1
+        return d
+
+    def state(self) -> dict:
+        return {"seed": self.seed, "path": list(self.path), "draws": self.draws}
+
+    @classmethod
+    def from_state(cls, state: dict) -> "SRStream":
+        s = cls(state["seed"], _path=tuple(state["path"]))
+        s.draws = int(state["draws"])
+        return s
+
+    def __repr__(self) -> str:
+        return f"SRStream(seed={self.seed}, path={self.path!r}, draws={self.draws})"

@@ -1,0 +1,153 @@
+"""Trace: a record of every traced quantization and integer matmul (NUMERICS.md §5).
+
+Each call appends one flat record (a dict of scalars, plus a 64-bin log2 histogram for
+matmuls). `step` is set by the caller (e.g. the training loop) and stamped on each record.
+Records become a pandas DataFrame (`to_frame`) or are appended to an HDF5 group
+(`to_hdf5`: one 1-D dataset per column, `hist` as (n, 64), all resizable).
+"""
+from __future__ import annotations
+
+import os
+from typing import Optional
+
+import numpy as np
+
+HIST_BINS = 64
+MATMUL_COLUMNS = ("step", "label", "op", "mode", "bits", "tile", "tile_sum_bits", "rows",
+                  "K", "N", "macs", "outputs", "tiles", "events", "event_rate",
+                  "outputs_affected", "saturated_output_fraction", "tiles_affected",
+                  "tile_sum_events", "max_abs_partial", "max_abs_prefix", "max_abs_total")
+QUANT_COLUMNS = ("step", "label", "op", "rounding", "bits", "signed", "elements", "scale",
+                 "at_bounds_fraction", "zero_fraction", "clipped_fraction",
+                 "mean_round_err", "mean_abs_round_err")
+
+
+class Trace:
+    """Collects per-call records; see the module docstring."""
+
+    def __init__(self):
+        self.records: list[dict] = []
+        self.hists: list[np.ndarray] = []     # one per matmul record, same order
+        self.step = 0
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def clear(self) -> None:
+        self.records.clear()
+        self.hists.clear()
+
+    # -- recorders (called by int_matmul and quantize) ---------------------------------
+    def record_matmul(self, label: str, acc, stats, shape) -> None:
+        rows, K, N = shape
+        macs = rows * K * N
+        events = int(stats.events.sum())
+        tiles = rows * N * stats.n_tiles
+        per = tiles if acc.mode == "clamp_tile" else macs
+        affected = int(np.count_nonzero(stats.events))
+        self.records.append(dict(
+            step=self.step, label=label, op="matmul", mode=acc.mode, bits=acc.bits,
+            tile=acc.tile or K, tile_sum_bits=acc.tile_sum_bits or 0, rows=rows, K=K, N=N,
+            macs=macs, outputs=rows * N, tiles=tiles, events=events,
+            event_rate=events / per if per else 0.0, outputs_affected=affected,
+            saturated_output_fraction=affected / (rows * N) if rows * N else 0.0,
+            tiles_affected=int(stats.tiles_hit.sum()),
+            tile_sum_events=int(stats.ts_events.sum()),
+            max_abs_partial=stats.max_abs_partial, max_abs_prefix=stats.max_abs_prefix,
+            max_abs_total=stats.max_abs_total, hist_index=len(self.hists)))
+        self.hists.append(np.asarray(stats.hist, np.int64))
+
+    def record_quantize(self, label: str, x32: np.ndarray, q, rounding: str) -> None:
+        codes = q.codes.reshape(-1)
+        n = codes.size
+        if n:
+            v = x32 / q.scale
+            err = codes.astype(np.float64) - v
+            at_bounds = np.count_nonzero((codes == q.qmin) | (codes == q.qmax)) / n
+            clipped = np.count_nonzero(np.abs(v) > q.qmax) / n
+            rec = dict(at_bounds_fraction=at_bounds, zero_fraction=np.count_nonzero(
+                codes == 0) / n, clipped_fraction=clipped, mean_round_err=float(err.mean()),
+                mean_abs_round_err=float(np.abs(err).mean()))
+        else:
+            rec = dict(at_bounds_fraction=0.0, zero_fraction=0.0, clipped_fraction=0.0,
+                       mean_round_err=0.0, mean_abs_round_err=0.0)
+        self.records.append(dict(step=self.step, label=label, op="quantize",
+                                 rounding=rounding, bits=q.bits, signed=bool(q.signed),
+                                 elements=n, scale=float(q.scale), **rec))
+
+    # -- views ---------------------------------------------------------------------------
+    def to_frame(self, op: Optional[str] = None):
+        """Records as a pandas DataFrame (one row per call); matmul rows carry `hist`."""
+        import pandas as pd
+        rows = [dict(r) for r in self.records if op is None or r["op"] == op]
+        for r in rows:
+            if "hist_index" in r:
+                r["hist"] = self.hists[r.pop("hist_index")]
+        return pd.DataFrame(rows)
+
+    def summary(self):
+        """Per (label, op): totals of counts, worst maxima, summed histograms' event rate."""
+        df = self.to_frame("matmul")
+        if df.empty:
+            return df
+        g = df.groupby("label", sort=False)
+        out = g.agg(mode=("mode", "first"), bits=("bits", "first"), calls=("step", "size"),
+                    macs=("macs", "sum"), events=("events", "sum"),
+                    outputs=("outputs", "sum"), outputs_affected=("outputs_affected", "sum"),
+                    tiles_affected=("tiles_affected", "sum"),
+                    tile_sum_events=("tile_sum_events", "sum"),
+                    max_abs_partial=("max_abs_partial", "max"),
+                    max_abs_prefix=("max_abs_prefix", "max"))
+        out["saturated_output_fraction"] = out["outputs_affected"] / out["outputs"]
+        return out.reset_index()
+
+    def to_hdf5(self, path: str, group: str = "trace") -> None:
+        """Append all records to HDF5 `path`/`group` (created if absent) and keep them."""
+        import h5py
+        with h5py.File(path, "a") as f:
+            for op, columns in (("matmul", MATMUL_COLUMNS), ("quantize", QUANT_COLUMNS)):
+                recs = [r for r in self.records if r["op"] == op]
+                if not recs:
+                    continue
+                g = f.require_group(f"{group}/{op}")
+                for c in columns:
+                    vals = [r[c] for r in recs]
+                    if isinstance(vals[0], str):
+                        arr = np.array(vals, dtype=h5py.string_dtype())
+                    else:
+                        arr = np.asarray(vals)
+                    _append(g, c, arr)
+                if op == "matmul":
+                    _append(g, "hist", np.stack([self.hists[r["hist_index"]] for r in recs]))
+
+
+def _append(g, name: str, arr: np.ndarray) -> None:
+    if name not in g:
+        g.create_dataset(name, data=arr, maxshape=(None,) + arr.shape[1:], chunks=True)
+        return
+    d = g[name]
+    n = d.shape[0]
+    d.resize(n + arr.shape[0], axis=0)
+    d[n:] = arr
+
+
+def read_hdf5(path: str, group: str = "trace", op: str = "matmul"):
+    """The records an HDF5 trace group holds, as a DataFrame (`hist` as a column of arrays)."""
+    import h5py
+    import pandas as pd
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"path: no trace file at {path}")
+    with h5py.File(path, "r") as f:
+        if f"{group}/{op}" not in f:
+            return pd.DataFrame()
+        g = f[f"{group}/{op}"]
+        cols = {}
+        for name, d in g.items():
+            data = d[()]
+            if name == "hist":
+                cols[name] = list(data)
+            elif d.dtype.kind == "O":
+                cols[name] = [x.decode() if isinstance(x, bytes) else x for x in data]
+            else:
+                cols[name] = data
+        return pd.DataFrame(cols)

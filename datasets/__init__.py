@@ -1,0 +1,33 @@
+"""Data sets for intsim (installed as ``intsim.datasets``).
+
+Start with :func:`load_dataset`; every loader returns a :class:`Dataset`.  HAR raw recordings are
+turned into the paper's 27-features-per-sensor-magnitude vectors (:func:`extract_features`) and
+must be scaled with statistics of the training subjects only (:func:`fit_minmax`).
+
+Modules: ``base`` (container, errors), ``har_features`` (feature extractor, windowing),
+``scaling`` (train-only min-max), ``har_raw`` (DSADS / PAMAP2 / HAPT layouts), ``tables`` (the
+paper's feature tables), ``images`` (CIFAR-100, IDX), ``offline`` (watch, digits,
+Fashion-MNIST), ``synthetic`` (labelled synthetic generators), ``cache`` (HDF5 cache),
+``registry`` (:func:`load_dataset`).
+"""
+from .base import ARCHIVES, DataFormatError, Dataset, remap_labels
+from .cache import default_cache_dir
+from .har_features import (FEATURE_NAMES, N_FEATURES, extract_features, magnitude,
+                           magnitude_features, sliding_windows)
+from .har_raw import load_dsads_raw, load_hapt, load_pamap2_raw, read_dsads_segments, read_pamap2_file
+from .images import load_cifar100, read_idx
+from .offline import load_digits, load_fashion_mnist, load_watch
+from .registry import DATASET_NAMES, load_dataset
+from .scaling import MinMaxScaler, apply_minmax, fit_minmax, minmax_preprocess, scale_dataset
+from .synthetic import load_synthetic_har, make_synthetic_feature_table, make_synthetic_har_windows
+from .tables import load_feature_table
+
+__all__ = [
+    "ARCHIVES", "DATASET_NAMES", "DataFormatError", "Dataset", "FEATURE_NAMES", "MinMaxScaler",
+    "N_FEATURES", "apply_minmax", "default_cache_dir", "extract_features", "fit_minmax",
+    "load_cifar100", "load_dataset", "load_digits", "load_dsads_raw", "load_fashion_mnist",
+    "load_feature_table", "load_hapt", "load_pamap2_raw", "load_synthetic_har", "load_watch",
+    "magnitude", "magnitude_features", "minmax_preprocess", "make_synthetic_feature_table", "make_synthetic_har_windows",
+    "read_dsads_segments", "read_idx", "read_pamap2_file", "remap_labels", "scale_dataset",
+    "sliding_windows",
+]

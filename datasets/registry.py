@@ -1,0 +1,169 @@
+"""``load_dataset(name, data_dir=None, **params)``: one entry point for every data set.
+
+==================  ==================================================  =========  ==========
+name                what                                                 data_dir   cached
+==================  ==================================================  =========  ==========
+watch               seglearn smartwatch IMU, 7 classes, 10 subjects,      optional   yes
+                    128/64 windows -> 54 features (unscaled)
+digits              scikit-learn digits, (1797, 64) in [0, 1]            no         no
+fashion_mnist       Debian dataset-fashion-mnist, (70000, 1, 28, 28)     optional   no
+dsads               raw UCI layout (-> 405 unscaled features) or the      required   yes
+                    paper's dsads.csv table (405 features in [-1, 1])
+pamap2              raw Protocol/*.dat (-> 243 unscaled features) or      required   yes
+                    the paper's pamap.csv table; drops subjects 3, 4, 9
+                    and class 24 by default (11 classes)
+hapt                UCI 561-feature Train/Test files; drops users 7, 28   required   yes
+                    and class 8 by default (11 classes)
+cifar100            cifar-100-python pickles, (60000, 3, 32, 32)         required   no
+synthetic           SYNTHETIC HAR windows -> 27 features per sensor      no         no
+dsads_synthetic     SYNTHETIC 9120 x 405 table, 19 classes, 8 subjects   no         no
+==================  ==================================================  =========  ==========
+
+``data_dir=None`` means ``$INTSIM_DATA/<name>`` for the data sets that need one.  Which layout was
+found is in ``Dataset.meta["layout"]`` and ``Dataset.source`` and is logged at INFO level.
+"""
+from __future__ import annotations
+
+import inspect
+import logging
+import os
+from pathlib import Path
+from typing import Any, Callable
+
+from .base import Dataset, missing_data_error, resolve_data_dir
+from .cache import cached
+from .har_raw import (dsads_raw_files, hapt_files, load_dsads_raw, load_hapt, load_pamap2_raw,
+                      pamap2_raw_files)
+from .images import load_cifar100
+from .offline import load_digits, load_fashion_mnist, load_watch, watch_file
+from .synthetic import load_synthetic_har, make_synthetic_feature_table
+from .tables import TABLE_SPECS, find_feature_table, load_feature_table
+
+__all__ = ["DATASET_NAMES", "load_dataset"]
+
+log = logging.getLogger("intsim.datasets")
+
+DATASET_NAMES = ("watch", "digits", "fashion_mnist", "dsads", "pamap2", "hapt", "cifar100",
+                 "synthetic", "dsads_synthetic")
+
+
+def _check_params(name: str, fn: Callable, params: dict, exclude: tuple[str, ...] = ()) -> None:
+    allowed = [p for p in inspect.signature(fn).parameters if p not in exclude]
+    unknown = sorted(set(params) - set(allowed))
+    if unknown:
+        raise TypeError(f"load_dataset({name!r}): unknown parameter(s) {unknown}; accepted: {allowed}")
+
+
+def _har_table_or_raw(name: str, data_dir: Path, layout: str, params: dict, cache: bool,
+                      cache_dir: Any) -> Dataset:
+    if layout not in ("auto", "raw", "table"):
+        raise ValueError(f"load_dataset({name!r}): layout must be 'auto', 'raw' or 'table', got {layout!r}")
+    raw_fn = load_dsads_raw if name == "dsads" else load_pamap2_raw
+    spec = TABLE_SPECS[name]
+    table = find_feature_table(name, data_dir) if layout in ("auto", "table") else None
+    if layout == "table" and table is None:
+        raise missing_data_error(name, data_dir / spec["files"][0], "feature table requested with layout='table'")
+    if table is not None:
+        tparams = {"drop_subjects": spec["drop_subjects"], "drop_classes": spec["drop_classes"]}
+        for k in ("drop_subjects", "drop_classes"):
+            if k in params:
+                tparams[k] = tuple(params.pop(k))
+        if params:
+            raise TypeError(f"load_dataset({name!r}): parameter(s) {sorted(params)} apply to the raw layout "
+                            f"only, but the feature table {table} was found; pass layout='raw'")
+        log.info("%s: using the paper's feature table %s", name, table)
+        return cached(
+            name, [table], table.parent, {"layout": "feature_table", **tparams},
+            lambda: load_feature_table(table, name=name, n_features=spec["n_features"],
+                                       class_names=spec["class_names"], **tparams),
+            cache_dir, cache)
+    _check_params(name, raw_fn, params, exclude=("data_dir",))
+    if name == "dsads":
+        root, files = dsads_raw_files(data_dir)
+        paths = [f[3] for f in files]
+    else:
+        root, subj_files = pamap2_raw_files(data_dir)
+        paths = [p for _, p in subj_files]
+    full = {k: v.default for k, v in inspect.signature(raw_fn).parameters.items() if k != "data_dir"}
+    full.update(params)
+    log.info("%s: using the raw layout in %s (%d files)", name, root, len(paths))
+    return cached(name, paths, root, {"layout": "raw", **full},
+                  lambda: raw_fn(root, **params), cache_dir, cache)
+
+
+def load_dataset(
+    name: str,
+    data_dir: os.PathLike | str | None = None,
+    *,
+    cache: bool = True,
+    cache_dir: os.PathLike | str | None = None,
+    **params: Any,
+) -> Dataset:
+    """Load data set ``name`` (one of :data:`DATASET_NAMES`) as a :class:`Dataset`.
+
+    Parameters
+    ----------
+    name : registry name (table in the module docstring).
+    data_dir : folder with the downloaded data (see ``intsim.datasets.base.ARCHIVES`` for each
+        layout); None uses ``$INTSIM_DATA/<name>`` where a folder is required.
+    cache : use the HDF5 cache for processed arrays (watch, dsads, pamap2, hapt).
+    cache_dir : cache folder (default ``$INTSIM_CACHE`` or ``~/.cache/intsim``).
+    **params : passed to the loader: ``watch`` (window, step), ``digits`` / ``fashion_mnist``
+        (flatten), ``dsads`` (layout), ``pamap2`` (layout, window, step, drop_subjects,
+        drop_classes), ``hapt`` (drop_subjects, drop_classes), ``cifar100`` (label_type),
+        ``synthetic`` (see :func:`load_synthetic_har`), ``dsads_synthetic`` (see
+        :func:`make_synthetic_feature_table`; defaults give DSADS's shape).
+
+    Raises
+    ------
+    FileNotFoundError : data missing (the message names the file, layout and archive).
+    DataFormatError (a ValueError) : a file exists but is malformed.
+    ValueError / TypeError : unknown name or parameter.
+    """
+    key = name.lower().replace("-", "_")
+    key = {"pamap": "pamap2", "fashion": "fashion_mnist", "fmnist": "fashion_mnist",
+           "cifar": "cifar100", "cifar_100": "cifar100"}.get(key, key)
+    if key not in DATASET_NAMES:
+        raise ValueError(f"load_dataset: unknown data set {name!r}; known: {', '.join(DATASET_NAMES)}")
+
+    if key == "watch":
+        _check_params(key, load_watch, params, exclude=("path",))
+        path = Path(data_dir) / "watch_dataset.npy" if data_dir is not None else watch_file()
+        if not path.is_file():
+            raise missing_data_error("watch", path)
+        full = {"window": 128, "step": 64, **params}
+        return cached("watch", [path], path.parent, full, lambda: load_watch(path=path, **params),
+                      cache_dir, cache)
+    if key == "digits":
+        if data_dir is not None:
+            raise ValueError("load_dataset('digits'): takes no data_dir (the data ship with scikit-learn)")
+        _check_params(key, load_digits, params)
+        return load_digits(**params)
+    if key == "fashion_mnist":
+        _check_params(key, load_fashion_mnist, params, exclude=("data_dir",))
+        return load_fashion_mnist(data_dir, **params)
+    if key == "synthetic":
+        if data_dir is not None:
+            raise ValueError("load_dataset('synthetic'): takes no data_dir (the data are generated)")
+        _check_params(key, load_synthetic_har, params)
+        return load_synthetic_har(**params)
+    if key == "dsads_synthetic":
+        if data_dir is not None:
+            raise ValueError("load_dataset('dsads_synthetic'): takes no data_dir (the data are generated)")
+        _check_params(key, make_synthetic_feature_table, params, exclude=("name",))
+        return make_synthetic_feature_table(name="dsads_synthetic", **params)
+
+    folder = resolve_data_dir(key, data_dir)
+    if key in ("dsads", "pamap2"):
+        layout = params.pop("layout", "auto")
+        return _har_table_or_raw(key, folder, layout, dict(params), cache, cache_dir)
+    if key == "hapt":
+        _check_params(key, load_hapt, params, exclude=("data_dir",))
+        files = hapt_files(folder)
+        full = {"drop_subjects": (7, 28), "drop_classes": (8,), **params}
+        extra = [folder / n for n in ("features.txt", "activity_labels.txt") if (folder / n).is_file()]
+        return cached("hapt", list(files.values()) + extra, folder, full,
+                      lambda: load_hapt(folder, **params), cache_dir, cache)
+    assert key == "cifar100"
+    _check_params(key, load_cifar100, params, exclude=("data_dir",))
+    return load_cifar100(folder, **params)

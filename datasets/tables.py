@@ -1,0 +1,177 @@
+"""The paper's pre-extracted HAR feature tables (Wang et al.'s cross-position tables).
+
+Layout (one row per window): feature columns first, then the label column, then the person
+column, no header.  DSADS ``dsads.csv``: 9120 x 408 = 405 features, an unused activity-sequence
+column, label 1..19, person 1..8.  PAMAP2 ``pamap.csv``: 7312 x 245 = 243 features, label
+(PAMAP2 activity id), person 1..9.  The MATLAB versions ``dsads.mat`` / ``pamap.mat`` (one 2-D
+numeric variable, e.g. ``data_dsads``) are read too when SciPy is installed.  A CSV *with* a header
+is accepted if it names the label column (label/activity/aid/lbl) and the person column
+(person/subject/user); then every other column is a feature unless ``n_features`` says otherwise.
+
+General rule without header: features = the first ``n_features`` columns (default: all but the
+last two), label = second-to-last column, person = last column; columns in between are ignored.
+Feature values are used as stored (the published tables are already scaled to [-1, 1]).
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import numpy as np
+
+from .base import ARCHIVES, Dataset, malformed_error, missing_data_error, remap_labels
+from .har_raw import DSADS_ACTIVITIES, PAMAP2_ACTIVITIES
+
+__all__ = ["TABLE_SPECS", "find_feature_table", "read_feature_table", "load_feature_table"]
+
+ARCHIVES.setdefault("feature_table", (
+    "the paper's pre-extracted feature table",
+    "a CSV with one row per window: feature columns, then the label column, then the person "
+    "column (no header, or a header naming 'label' and 'person')",
+))
+
+#: Per data set: candidate file names (searched in DATA_DIR and DATA_DIR/generated), feature count
+#: and the paper's default filters.
+TABLE_SPECS: dict[str, dict] = {
+    "dsads": {"files": ("dsads.csv", "dsads.mat"), "n_features": 405,
+              "drop_subjects": (), "drop_classes": (), "class_names": DSADS_ACTIVITIES},
+    "pamap2": {"files": ("pamap.csv", "pamap2.csv", "pamap.mat", "pamap2.mat"), "n_features": 243,
+               "drop_subjects": (3, 4, 9), "drop_classes": (24,), "class_names": PAMAP2_ACTIVITIES},
+}
+
+_LABEL_NAMES = {"label", "labels", "activity", "aid", "lbl", "class", "y"}
+_PERSON_NAMES = {"person", "subject", "user", "subject_id", "usr"}
+
+
+def find_feature_table(name: str, data_dir: os.PathLike | str) -> Path | None:
+    """Path of the paper's table for ``name`` (``"dsads"``/``"pamap2"``) in data_dir, or None."""
+    d = Path(data_dir)
+    for folder in (d, d / "generated"):
+        for fname in TABLE_SPECS[name]["files"]:
+            if (folder / fname).is_file():
+                return folder / fname
+    return None
+
+
+def _is_number(s: str) -> bool:
+    try:
+        float(s)
+        return True
+    except ValueError:
+        return False
+
+
+def read_feature_table(
+    path: os.PathLike | str,
+    n_features: int | None = None,
+    dataset: str = "feature_table",
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, tuple[str, ...] | None]:
+    """Read a table -> (features float64 (n, d), label int64 (n,), person int64 (n,), names or None).
+
+    ``dataset`` only selects the wording of error messages (expected layout, archive).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise missing_data_error(dataset, path)
+    names: tuple[str, ...] | None = None
+    if path.suffix.lower() == ".mat":
+        try:
+            from scipy.io import loadmat
+        except ImportError:
+            raise ImportError(f"reading {path} needs SciPy (pip install -e '.[data]' installs scikit-learn, "
+                              "which brings it), or convert the table to CSV") from None
+        try:
+            mat = loadmat(path)
+        except Exception as err:
+            raise malformed_error(dataset, path, f"not a readable MATLAB file ({err})") from None
+        cands = [v for k, v in mat.items() if not k.startswith("__") and isinstance(v, np.ndarray)
+                 and v.ndim == 2 and v.dtype.kind in "fiu"]
+        if len(cands) != 1:
+            raise malformed_error(dataset, path, f"expected exactly one 2-D numeric variable, found {len(cands)}")
+        M = cands[0].astype(np.float64)
+        lab_col, per_col, feat_cols = M.shape[1] - 2, M.shape[1] - 1, None
+    else:
+        import pandas as pd
+
+        with open(path, "r") as f:
+            first = f.readline()
+        if not first.strip():
+            raise malformed_error(dataset, path, "file is empty")
+        cells = [c.strip().strip('"') for c in first.strip().split(",")]
+        has_header = not all(_is_number(c) for c in cells if c)
+        try:
+            df = pd.read_csv(path, header=0 if has_header else None)
+        except (ValueError, pd.errors.ParserError) as err:
+            raise malformed_error(dataset, path, f"cannot parse as CSV ({err})") from None
+        if has_header:
+            lower = [str(c).strip().lower() for c in df.columns]
+            lab = [i for i, c in enumerate(lower) if c in _LABEL_NAMES]
+            per = [i for i, c in enumerate(lower) if c in _PERSON_NAMES]
+            if len(lab) != 1 or len(per) != 1:
+                raise malformed_error(dataset, path, "header must name exactly one label column "
+                                      f"({sorted(_LABEL_NAMES)}) and one person column ({sorted(_PERSON_NAMES)})")
+            lab_col, per_col = lab[0], per[0]
+            feat_cols = [i for i in range(df.shape[1]) if i not in (lab_col, per_col)]
+            if n_features is not None:
+                feat_cols = feat_cols[:n_features]
+            names = tuple(str(df.columns[i]) for i in feat_cols)
+        else:
+            lab_col, per_col, feat_cols = df.shape[1] - 2, df.shape[1] - 1, None
+        try:
+            M = df.to_numpy(dtype=np.float64)
+        except (ValueError, TypeError) as err:
+            raise malformed_error(dataset, path, f"non-numeric value ({err})") from None
+    ncols = M.shape[1]
+    if feat_cols is None:
+        nf = ncols - 2 if n_features is None else n_features
+        if nf < 1 or nf > ncols - 2:
+            raise malformed_error(dataset, path, f"{ncols} columns: need {n_features} feature columns "
+                                  "followed by label and person columns")
+        feat_cols = list(range(nf))
+    elif n_features is not None and len(feat_cols) != n_features:
+        raise malformed_error(dataset, path, f"{len(feat_cols)} feature columns, expected {n_features}")
+    X = M[:, feat_cols]
+    if not np.isfinite(X).all():
+        raise malformed_error(dataset, path, "feature columns contain NaN or inf")
+    out = []
+    for col, what in ((lab_col, "label"), (per_col, "person")):
+        v = M[:, col]
+        if not np.isfinite(v).all() or np.any(v != np.round(v)):
+            raise malformed_error(dataset, path, f"{what} column (column {col}) must hold integers")
+        out.append(v.astype(np.int64))
+    return X, out[0], out[1], names
+
+
+def load_feature_table(
+    path: os.PathLike | str,
+    name: str = "feature_table",
+    n_features: int | None = None,
+    drop_subjects: Sequence[int] = (),
+    drop_classes: Sequence[int] = (),
+    class_names: Mapping[int, str] | None = None,
+) -> Dataset:
+    """Load a feature table as a :class:`Dataset` (``meta["layout"] = "feature_table"``).
+
+    Rows whose person is in ``drop_subjects`` or label in ``drop_classes`` are removed; the
+    remaining original labels, sorted, become 0..C-1.  ``subject`` keeps the person ids.
+    """
+    err_key = name if name in ARCHIVES else "feature_table"
+    X, lab, per, names = read_feature_table(path, n_features, err_key)
+    keep = ~np.isin(per, list(drop_subjects)) & ~np.isin(lab, list(drop_classes))
+    if not keep.any():
+        raise malformed_error(err_key, path, "no rows left after dropping subjects "
+                              f"{list(drop_subjects)} and classes {list(drop_classes)}")
+    y, orig = remap_labels(lab[keep])
+    cn = class_names or {}
+    return Dataset(
+        name=name, X=X[keep], y=y, subject=per[keep], is_test=None,
+        class_names=tuple(cn.get(a, f"activity {a}") for a in orig),
+        synthetic=False,
+        source=f"feature table {Path(path)}",
+        original_labels=orig, feature_names=names,
+        meta={"layout": "feature_table", "drop_subjects": sorted(int(s) for s in drop_subjects),
+              "drop_classes": sorted(int(c) for c in drop_classes),
+              # the published tables are scaled to [-1, 1]; record what this file holds
+              "prescaled": bool(X.size and X.min() >= -1.0 and X.max() <= 1.0)},
+    )

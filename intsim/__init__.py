@@ -1,2 +1,20 @@
-"""intsim: a bit-exact integer-arithmetic simulator for low-precision training (HDQT)."""
+"""intsim: a bit-exact integer-arithmetic simulator for low-precision training (HDQT).
+
+Public API (NUMERICS.md is the normative spec of every step):
+    quantize, QTensor          per-tensor integer quantization
+    SRStream, SRDraw           counter-based random bits for stochastic rounding
+    fwht                       fast Walsh–Hadamard transform
+    Accumulator, int_matmul    tiled integer matmul with finite accumulators
+    Trace                      event and rounding records
+    QuantSpec, Numerics, preset  one layer's arithmetic
+"""
+from .accumulator import Accumulator, int_matmul
+from .hadamard import fwht
+from .numerics import Numerics, QuantSpec, preset
+from .quantize import QTensor, quantize
+from .rng import SRDraw, SRStream
+from .trace import Trace
+
 __version__ = "0.1.0"
+__all__ = ["quantize", "QTensor", "SRStream", "SRDraw", "fwht", "Accumulator", "int_matmul",
+           "Trace", "QuantSpec", "Numerics", "preset", "__version__"]

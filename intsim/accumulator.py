@@ -93,6 +93,9 @@ def int_matmul(a: np.ndarray, b: np.ndarray, acc: Accumulator, *, trace=None,
                label: str = "") -> np.ndarray:
     """Integer matmul a (..., M, K) · b (K, N) through accumulator `acc` → int64 (..., M, N).
 
+    b may also be a batch (..., K, N) with the same leading dims as a: each pair is
+    multiplied separately and one trace record covers the whole batch.
+
     One Numba kernel for every mode: one SIMD lane per output column, 4 rows share each
     loaded b[k, n], row blocks in parallel (results cannot depend on the thread count).
     Registers are int16/int32/int64 as the operand ranges require; event counting and the
@@ -104,9 +107,12 @@ def int_matmul(a: np.ndarray, b: np.ndarray, acc: Accumulator, *, trace=None,
                              f"{getattr(arr, 'dtype', type(arr).__name__)}")
     if not isinstance(acc, Accumulator):
         raise ValueError(f"acc: expected an intsim.Accumulator, got {acc!r}")
+    if b.ndim > 2 and a.ndim == b.ndim and a.shape[:-2] == b.shape[:-2] \
+            and a.shape[-1] == b.shape[-2]:
+        return _batched_int_matmul(a, b, acc, trace, label)
     if a.ndim < 2 or b.ndim != 2 or a.shape[-1] != b.shape[0]:
-        raise ValueError(f"a, b: expected shapes (..., M, K) and (K, N), got {a.shape} "
-                         f"and {b.shape}")
+        raise ValueError(f"a, b: expected shapes (..., M, K) and (K, N) or (..., K, N), got "
+                         f"{a.shape} and {b.shape}")
     lead, (M, Kd), N = a.shape[:-2], a.shape[-2:], b.shape[1]
     rows = int(np.prod(lead, dtype=np.int64)) * M
     a2 = a.reshape(rows, Kd)
@@ -133,7 +139,7 @@ def int_matmul(a: np.ndarray, b: np.ndarray, acc: Accumulator, *, trace=None,
     shape = (padded, N) if count else (0, 0)
     out = np.empty((padded, N), np.int64)
     events, tiles_hit, ts_events = (np.zeros(shape, np.int32) for _ in range(3))
-    stats = np.zeros((padded // K.ROWS if count else 0, 3 + K.HIST_BINS), np.int64)
+    stats = np.zeros((padded // K.ROWS, 3 + K.HIST_BINS), np.int64)
     K.tiled_matmul(ap, np.ascontiguousarray(b, dtype=rdt), tile, mode, lo, hi, acc.bits,
                    ts_mode, ts_lo, ts_hi, acc.tile_sum_bits or 64, count,
                    out, events, tiles_hit, ts_events, stats)
@@ -145,3 +151,30 @@ def int_matmul(a: np.ndarray, b: np.ndarray, acc: Accumulator, *, trace=None,
             events[:rows], tiles_hit[:rows], ts_events[:rows], int(agg[0]), int(agg[1]),
             int(agg[2]), hist, n_tiles), shape=(rows, Kd, N))
     return out[:rows].reshape(*lead, M, N)
+
+
+class _Collect:
+    """Stands in for a Trace inside a batched call; keeps each pair's MatmulStats."""
+
+    def __init__(self):
+        self.stats = []
+
+    def record_matmul(self, label, acc, stats, shape):
+        self.stats.append(stats)
+
+
+def _batched_int_matmul(a, b, acc, trace, label):
+    lead = a.shape[:-2]
+    a3 = a.reshape(-1, *a.shape[-2:])
+    b3 = b.reshape(-1, *b.shape[-2:])
+    col = _Collect() if trace is not None else None
+    out = np.stack([int_matmul(x, y, acc, trace=col) for x, y in zip(a3, b3)])
+    if trace is not None and col.stats:
+        st = col.stats
+        trace.record_matmul(label, acc, MatmulStats(
+            np.concatenate([s.events for s in st]), np.concatenate([s.tiles_hit for s in st]),
+            np.concatenate([s.ts_events for s in st]), max(s.max_abs_partial for s in st),
+            max(s.max_abs_prefix for s in st), max(s.max_abs_total for s in st),
+            np.sum([s.hist for s in st], axis=0), st[0].n_tiles),
+            shape=(a3.shape[0] * a3.shape[1], a3.shape[2], b3.shape[2]))
+    return out.reshape(*lead, *out.shape[-2:])

@@ -29,14 +29,17 @@ class QTensor:
     bits: int
     signed: bool
     symmetric: bool = True
+    clip_value: np.float32 = np.float32(np.inf)   # m: |x| beyond it was clamped (or inf)
+    log2: bool = False                            # codes are 0 or ±2^e (quantize_log2)
 
     @property
     def qmin(self) -> int:
-        return code_range(self.bits, self.signed, self.symmetric)[0]
+        return -self.qmax if self.log2 else code_range(self.bits, self.signed, self.symmetric)[0]
 
     @property
     def qmax(self) -> int:
-        return code_range(self.bits, self.signed, self.symmetric)[1]
+        return log2_top(self.bits) if self.log2 else code_range(self.bits, self.signed,
+                                                                 self.symmetric)[1]
 
     def dequantize(self) -> np.ndarray:
         """codes · scale in float32."""
@@ -64,6 +67,70 @@ def pow2_ceil(s: np.float32) -> np.float32:
     return np.float32(np.ldexp(np.float32(1.0), int(exp) - (1 if mant == 0.5 else 0)))
 
 
+def _next_draw(rng) -> SRDraw:
+    if isinstance(rng, SRStream):
+        return rng.next_draw()
+    if isinstance(rng, SRDraw):
+        return rng
+    raise ValueError(f"rng: stochastic rounding needs an intsim.SRStream or SRDraw, got {rng!r}")
+
+
+def _as_float32(x: np.ndarray):
+    """(flat float32 copy/view, max|x|, any negative); rejects non-float and non-finite x."""
+    if not isinstance(x, np.ndarray) or x.dtype.kind != "f":
+        raise ValueError(f"x: expected a float16/float32/float64 NumPy array, got "
+                         f"{getattr(x, 'dtype', type(x).__name__)}")
+    with np.errstate(over="ignore"):            # out-of-range float64 → inf, rejected below
+        x32 = np.ascontiguousarray(x, dtype=np.float32).ravel()
+    amax, has_negative, finite = K.absmax_min(x32)
+    if not finite:
+        raise ValueError("x: contains NaN or Inf" + (" (or float64 values beyond float32 range)"
+                                                     if x.dtype == np.float64 else ""))
+    return x32, amax, has_negative
+
+
+def sawb_clip(x32: np.ndarray, amax: np.float32) -> np.float32:
+    """4-bit SAWB clip: fl32(12.1·sqrt(E[x²]) − 12.2·E|x|), used only if in (0, max|x|].
+
+    E are float64 sums in index order divided by n; the formula is evaluated in float64.
+    """
+    if x32.size == 0:
+        return amax
+    s1, s2 = K.sum_and_squares(x32)
+    n = float(x32.size)
+    c = np.float32(12.1 * np.sqrt(s2 / n) - 12.2 * (s1 / n))
+    return c if 0 < c <= amax else amax
+
+
+def log2_top(bits: int) -> int:
+    """Largest magnitude of a `bits`-bit radix-2 log code: sign + (bits-1) bits → 2^(2^(b-1)-2)."""
+    return 1 << ((1 << (bits - 1)) - 2)
+
+
+def quantize_log2(x: np.ndarray, bits: int = 4, *, rng: Union[SRStream, SRDraw],
+                  sr_bits: int = 16, trace=None, label: str = "") -> QTensor:
+    """Unbiased radix-2 logarithmic quantization (LUQ), NUMERICS.md §2.4.
+
+    Codes are 0 or ±2^e, e = 0 … L-1 with L = 2^(bits-1) - 1 magnitudes (sign + (bits-1)
+    bits; 4 bits: 0, ±1, ±2, …, ±64); scale α = fl32(max|x| / 2^(L-1)) so max|x| ↦ 2^(L-1).
+    Between powers of two and below α (underflow) the code rounds stochastically, unbiased.
+    """
+    bits = _check_int("bits", bits, 2, 5)
+    sr_bits = _check_int("sr_bits", sr_bits, 1, 32)
+    draw = _next_draw(rng)
+    x32, amax, _ = _as_float32(x)
+    top = log2_top(bits)
+    alpha = np.float32(amax / np.float32(top))
+    if alpha == 0:
+        alpha = np.float32(1.0)
+    codes = np.empty(x32.size, dtype=np.int8 if top < 128 else np.int16)
+    K.quantize_log2_kernel(x32, codes, alpha, top, sr_bits, np.uint64(draw.key), draw.offset)
+    q = QTensor(codes.reshape(x.shape), alpha, bits, True, True, np.float32(np.inf), True)
+    if trace is not None:
+        trace.record_quantize(label, x32, q, "log2_stochastic")
+    return q
+
+
 def _check_int(name, value, lo, hi):
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not lo <= value <= hi:
         raise ValueError(f"{name}: expected an int in [{lo}, {hi}], got {value!r}")
@@ -80,7 +147,8 @@ def quantize(x: np.ndarray, bits: int, *, signed: Optional[bool] = None,
     x: float16/32/64 array, any shape (computed in float32). signed=None → signed iff
     min(x) < 0. rounding ∈ nearest (half-even), half_away, half_up, floor, stochastic
     (needs rng: an SRStream, whose next draw is used, or an SRDraw). scale: None (dynamic),
-    "pow2", or a positive float (then m = +inf: nothing is clamped before rounding).
+    "pow2", "sawb" (4-bit SAWB clip statistic instead of max|x|, NUMERICS.md §2.3), or a
+    positive float (then m = +inf: nothing is clamped before rounding).
     All-zero x → zero codes, scale 1.0.
     """
     if not isinstance(x, np.ndarray) or x.dtype.kind != "f":
@@ -94,21 +162,8 @@ def quantize(x: np.ndarray, bits: int, *, signed: Optional[bool] = None,
         raise ValueError(f"clip: expected a positive finite float, got {clip!r}")
     if signed not in (None, True, False):
         raise ValueError(f"signed: expected None, True or False, got {signed!r}")
-    draw = None
-    if rounding == "stochastic":
-        if isinstance(rng, SRStream):
-            draw = rng.next_draw()
-        elif isinstance(rng, SRDraw):
-            draw = rng
-        else:
-            raise ValueError("rng: rounding='stochastic' needs an intsim.SRStream or SRDraw, "
-                             f"got {rng!r}")
-
-    x32 = np.ascontiguousarray(x, dtype=np.float32).ravel()
-    amax, has_negative, finite = K.absmax_min(x32)
-    if not finite:
-        raise ValueError("x: contains NaN or Inf" + (" (or float64 values beyond float32 range)"
-                                                     if x.dtype == np.float64 else ""))
+    draw = _next_draw(rng) if rounding == "stochastic" else None
+    x32, amax, has_negative = _as_float32(x)
     if signed is None:
         signed = has_negative
     elif not signed and has_negative:
@@ -116,14 +171,19 @@ def quantize(x: np.ndarray, bits: int, *, signed: Optional[bool] = None,
     qmin, qmax = code_range(bits, signed, symmetric)
 
     if isinstance(scale, str):
-        if scale != "pow2":
-            raise ValueError(f"scale: expected None, 'pow2' or a positive float, got {scale!r}")
+        if scale not in ("pow2", "sawb"):
+            raise ValueError(f"scale: expected None, 'pow2', 'sawb' or a positive float, "
+                             f"got {scale!r}")
+        if scale == "sawb" and bits != 4:
+            raise ValueError(f"bits: scale='sawb' has coefficients for 4 bits only, got {bits}")
     elif scale is not None and not (isinstance(scale, (int, float, np.floating))
                                     and np.isfinite(scale) and scale > 0):
-        raise ValueError(f"scale: expected None, 'pow2' or a positive float, got {scale!r}")
+        raise ValueError(f"scale: expected None, 'pow2', 'sawb' or a positive float, "
+                         f"got {scale!r}")
 
-    if scale is None or scale == "pow2":
-        m = np.float32(amax * np.float32(clip))
+    if scale is None or isinstance(scale, str):
+        stat = sawb_clip(x32, amax) if scale == "sawb" else amax
+        m = np.float32(stat * np.float32(clip))
         s = np.float32(m / np.float32(qmax))
         if s == 0:                                   # all zero (or underflowing) input
             s = np.float32(1.0)
@@ -141,7 +201,7 @@ def quantize(x: np.ndarray, bits: int, *, signed: Optional[bool] = None,
     mode = K.ROUNDING_CODES[rounding]
     K.quantize_kernel(x32, codes, m, s, mode, qmin, qmax, sr_bits,
            np.uint64(draw.key if draw else 0), draw.offset if draw else 0)
-    q = QTensor(codes.reshape(x.shape), s, bits, signed, symmetric)
+    q = QTensor(codes.reshape(x.shape), s, bits, signed, symmetric, m)
     if trace is not None:
         trace.record_quantize(label, x32, q, rounding)
     return q

@@ -60,10 +60,18 @@ class SRStream:
             key = mix64_reference(key ^ mix64_reference(_component_value(c) + GAMMA))
         self.key = key
         self.draws = 0
+        self._children: dict = {}
 
     def child(self, name: Component) -> "SRStream":
-        """An independent stream whose path extends this one by `name` (its counter starts at 0)."""
-        return SRStream(self.seed, _path=self.path + (name,))
+        """The stream whose path extends this one by `name`.
+
+        Children are kept: asking twice for the same name returns the same stream, whose
+        draw counter carries on (a layer's operand streams persist across steps).
+        """
+        if name not in self._children:
+            _component_value(name)
+            self._children[name] = SRStream(self.seed, _path=self.path + (name,))
+        return self._children[name]
 
     def draw(self, k: int) -> SRDraw:
         """The k-th draw of this stream (pure; does not advance the counter)."""
@@ -76,12 +84,17 @@ class SRStream:
         return d
 
     def state(self) -> dict:
-        return {"seed": self.seed, "path": list(self.path), "draws": self.draws}
+        """JSON-ready state of this stream and all its children (for checkpoints)."""
+        return {"seed": self.seed, "path": list(self.path), "draws": self.draws,
+                "children": [c.state() for c in self._children.values()]}
 
     @classmethod
     def from_state(cls, state: dict) -> "SRStream":
         s = cls(state["seed"], _path=tuple(state["path"]))
         s.draws = int(state["draws"])
+        for cs in state.get("children", []):
+            c = cls.from_state(cs)
+            s._children[c.path[-1]] = c
         return s
 
     def __repr__(self) -> str:

@@ -58,22 +58,26 @@ class Trace:
         self.hists.append(np.asarray(stats.hist, np.int64))
 
     def record_quantize(self, label: str, x32: np.ndarray, q, rounding: str) -> None:
-        codes = q.codes.reshape(-1)
+        self.record_codes(label, q.codes, x32 / q.scale, q.qmin, q.qmax, q.bits, q.signed,
+                          rounding, float(q.scale))
+
+    def record_codes(self, label: str, codes: np.ndarray, v: np.ndarray, qmin: int,
+                     qmax: int, bits: int, signed: bool, rounding: str, scale: float) -> None:
+        """One quantization record from the codes and the pre-rounding values v = x/scale."""
+        codes = codes.reshape(-1)
         n = codes.size
+        rec = dict(at_bounds_fraction=0.0, zero_fraction=0.0, clipped_fraction=0.0,
+                   mean_round_err=0.0, mean_abs_round_err=0.0)
         if n:
-            v = x32 / q.scale
-            err = codes.astype(np.float64) - v
-            at_bounds = np.count_nonzero((codes == q.qmin) | (codes == q.qmax)) / n
-            clipped = np.count_nonzero(np.abs(v) > q.qmax) / n
-            rec = dict(at_bounds_fraction=at_bounds, zero_fraction=np.count_nonzero(
-                codes == 0) / n, clipped_fraction=clipped, mean_round_err=float(err.mean()),
-                mean_abs_round_err=float(np.abs(err).mean()))
-        else:
-            rec = dict(at_bounds_fraction=0.0, zero_fraction=0.0, clipped_fraction=0.0,
-                       mean_round_err=0.0, mean_abs_round_err=0.0)
+            err = codes.astype(np.float64) - v.reshape(-1)
+            rec = dict(at_bounds_fraction=np.count_nonzero((codes == qmin) | (codes == qmax)) / n,
+                       zero_fraction=np.count_nonzero(codes == 0) / n,
+                       clipped_fraction=np.count_nonzero(np.abs(v) > qmax) / n,
+                       mean_round_err=float(err.mean()),
+                       mean_abs_round_err=float(np.abs(err).mean()))
         self.records.append(dict(step=self.step, label=label, op="quantize",
-                                 rounding=rounding, bits=q.bits, signed=bool(q.signed),
-                                 elements=n, scale=float(q.scale), **rec))
+                                 rounding=rounding, bits=bits, signed=bool(signed),
+                                 elements=n, scale=scale, **rec))
 
     # -- views ---------------------------------------------------------------------------
     def to_frame(self, op: Optional[str] = None):

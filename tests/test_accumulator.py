@@ -260,3 +260,20 @@ def test_identical_for_one_and_two_threads():
 def test_bad_input_names_the_argument(call, match):
     with pytest.raises(ValueError, match=match):
         call()
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_parallel_kernel_equals_serial_kernel(mode, monkeypatch):
+    """Large calls take the parallel kernel; it must give the serial kernel's bits."""
+    from intsim.kernels import accumulate as K
+    rng = np.random.default_rng(6)
+    a = rng.integers(0, 16, (130, 300)).astype(np.uint8)
+    b = rng.integers(-7, 8, (300, 70)).astype(np.int8)
+    acc = Accumulator(8, 32, mode, tile_sum_bits=11)
+    results = []
+    for threshold in (0, 1 << 62):
+        monkeypatch.setattr(K, "PARALLEL_MIN_MACS", threshold)
+        tr = Trace()
+        results.append((int_matmul(a, b, acc, trace=tr), tr.records[0], tr.hists[0]))
+    assert np.array_equal(results[0][0], results[1][0])
+    assert results[0][1] == results[1][1] and np.array_equal(results[0][2], results[1][2])

@@ -246,3 +246,60 @@ def test_srdraw_is_accepted_and_does_not_advance_anything():
     d = SRDraw(123)
     assert np.array_equal(quantize(x, 4, rounding="stochastic", rng=d).codes,
                           quantize(x, 4, rounding="stochastic", rng=d).codes)
+
+
+@pytest.mark.parametrize("rounding", ROUNDINGS)
+def test_parallel_kernel_equals_serial_kernel(rounding, monkeypatch):
+    from intsim.kernels import quantize as K
+    x = np.random.default_rng(7).standard_normal(200_000).astype(np.float32)
+    got = []
+    for threshold in (0, 1 << 62):
+        monkeypatch.setattr(K, "PARALLEL_MIN", threshold)
+        got.append(quantize(x, 4, rounding=rounding, rng=SRDraw(77), clip=0.9).codes)
+    assert np.array_equal(got[0], got[1])
+
+
+# -- LUQ pieces: radix-2 logarithmic quantizer and the SAWB statistic --------------------------
+
+def test_log2_quantizer_matches_oracle():
+    from intsim.kernels.quantize import quantize_log2_reference
+    from intsim.quantize import log2_top, quantize_log2
+    r = np.random.default_rng(8)
+    x = (r.standard_normal(2000) * np.exp(r.uniform(-8, 3, 2000))).astype(np.float32)
+    x[:4] = [0.0, -0.0, x.max(), -np.abs(x).max()]
+    for bits in (3, 4, 5):
+        for sr_bits in (1, 8, 16):
+            d = SRStream(bits).draw(sr_bits)
+            q = quantize_log2(x, bits, rng=d, sr_bits=sr_bits)
+            top = log2_top(bits)
+            alpha = np.float32(np.float32(np.abs(x).max()) / np.float32(top))
+            assert q.scale == alpha
+            assert q.codes.tolist() == quantize_log2_reference(x, alpha, top, sr_bits, d.key)
+            mags = np.abs(q.codes[q.codes != 0]).astype(np.int64)
+            assert np.all(mags & (mags - 1) == 0) and mags.max() <= top
+
+
+def test_log2_quantizer_is_unbiased():
+    from intsim.quantize import quantize_log2
+    n = 50_000
+    values = np.array([64.0, 0.3, 1.7, 5.0, -11.0, 40.0], np.float32)   # α = 1: u = |x|
+    x = np.repeat(values, n)
+    q = quantize_log2(x, 4, rng=SRStream(5))
+    means = q.codes.reshape(len(values), n).astype(np.float64).mean(axis=1)
+    # each code is one of two neighbours spaced ≤ 32 apart: σ ≤ 16/sqrt(n); bound 5.5 σ
+    assert np.all(np.abs(means - values) <= 5.5 * 16 / np.sqrt(n) + 1e-3), means
+
+
+def test_sawb_statistic_hand_computed():
+    from intsim.quantize import sawb_clip
+    x = np.array([1.0, -1.0, 1.0, -1.0, 8.0], np.float32)
+    s1, s2, n = 12.0, 68.0, 5
+    want = np.float32(12.1 * np.sqrt(s2 / n) - 12.2 * (s1 / n))       # 15.35 > max|x| = 8
+    assert want > 8 and sawb_clip(x, np.float32(8)) == np.float32(8)
+    x = np.array([0.1] * 99 + [10.0], np.float32)
+    s1 = float(sum(np.float64(np.float32(0.1)) for _ in range(99))) + 10.0
+    s2 = float(sum(np.float64(np.float32(0.1)) ** 2 for _ in range(99))) + 100.0
+    want = np.float32(12.1 * np.sqrt(s2 / 100) - 12.2 * (s1 / 100))
+    assert 0 < want < 10 and sawb_clip(x, np.float32(10)) == want
+    q = quantize(x, 4, scale="sawb", signed=True)
+    assert q.scale == np.float32(want / np.float32(7)) and q.codes.max() == 7

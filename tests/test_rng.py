@@ -68,3 +68,12 @@ def test_bad_seed_is_rejected(bad):
 def test_bad_stream_component_is_rejected():
     with pytest.raises(ValueError, match="stream"):
         SRStream(1, stream=-3)
+
+
+def test_children_persist_and_state_restores_the_tree():
+    s = SRStream(4)
+    c = s.child("fc1").child("g_in")
+    c.next_draw()
+    assert s.child("fc1").child("g_in") is c and c.draws == 1
+    r = SRStream.from_state(s.state())
+    assert r.child("fc1").child("g_in").next_draw() == c.next_draw()

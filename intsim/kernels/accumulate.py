@@ -115,7 +115,79 @@ def _tile_macs(r, e, x, xmax, a, m0, k0, k1, b, mode, lo, hi, bits, count):
                 r3[n] = T(r3[n] + a3 * bv)
 
 
+@numba.njit(cache=True)
+def _row_block(blk, a, b, tile, mode, lo, hi, bits, ts_mode, ts_lo, ts_hi, ts_bits, count,
+               out, events, tiles_hit, ts_events, stats):
+    """Rows 4·blk … 4·blk+3 of tiled_matmul (see there); lo, hi of the register dtype."""
+    M, K = a.shape
+    N = b.shape[1]
+    m0 = blk * ROWS
+    r = np.zeros((ROWS, N), b.dtype)
+    e = np.zeros((ROWS, N), np.int32)
+    x = np.zeros((ROWS, N), np.int64)
+    xmax = np.zeros((ROWS, N), np.int64)
+    total = np.zeros((ROWS, N), np.int64)
+    st = stats[blk]
+    for k0 in range(0, K, tile):
+        r[:] = 0
+        if count:
+            e[:] = 0
+            x[:] = 0
+        _tile_macs(r, e, x, xmax, a, m0, k0, min(K, k0 + tile), b, mode, lo, hi, bits, count)
+        for j in range(ROWS):
+            m = m0 + j
+            for n in range(N):
+                p = np.int64(r[j, n])
+                ev = np.int32(0)
+                if mode == CLAMP_TILE:
+                    c = min(max(p, np.int64(lo)), np.int64(hi))
+                    ev = np.int32(c != p)
+                    p = c
+                t = total[j, n] + p
+                if ts_mode == TS_SATURATE:
+                    c = min(max(t, ts_lo), ts_hi)
+                elif ts_mode == TS_WRAP:
+                    c = wrap_to(t, ts_bits)
+                else:
+                    c = t
+                total[j, n] = c
+                if count:
+                    ts_events[m, n] += c != t
+                    if mode == SATURATE or mode == WRAP:
+                        ev = e[j, n]
+                    events[m, n] += ev
+                    tiles_hit[m, n] += ev > 0
+                    st[0] = max(st[0], abs(x[j, n]))
+                    st[2] = max(st[2], abs(c))
+                    st[3 + bit_length(x[j, n])] += 1
+    if count:
+        st[1] = xmax.max()
+    out[m0:m0 + ROWS, :] = total
+
+
 @numba.njit(cache=True, parallel=True)
+def _tiled_matmul_parallel(a, b, tile, mode, lo, hi, bits, ts_mode, ts_lo, ts_hi, ts_bits,
+                           count, out, events, tiles_hit, ts_events, stats):
+    lo = b.dtype.type(lo)
+    hi = b.dtype.type(hi)
+    for blk in numba.prange(a.shape[0] // ROWS):
+        _row_block(blk, a, b, tile, mode, lo, hi, bits, ts_mode, ts_lo, ts_hi, ts_bits, count,
+                   out, events, tiles_hit, ts_events, stats)
+
+
+@numba.njit(cache=True)
+def _tiled_matmul_serial(a, b, tile, mode, lo, hi, bits, ts_mode, ts_lo, ts_hi, ts_bits,
+                         count, out, events, tiles_hit, ts_events, stats):
+    lo = b.dtype.type(lo)
+    hi = b.dtype.type(hi)
+    for blk in range(a.shape[0] // ROWS):
+        _row_block(blk, a, b, tile, mode, lo, hi, bits, ts_mode, ts_lo, ts_hi, ts_bits, count,
+                   out, events, tiles_hit, ts_events, stats)
+
+
+PARALLEL_MIN_MACS = 1 << 21   # smaller calls run on one thread: waking threads costs more
+
+
 def tiled_matmul(a, b, tile, mode, lo, hi, bits, ts_mode, ts_lo, ts_hi, ts_bits, count,
                  out, events, tiles_hit, ts_events, stats):
     """out = a · b through the tiled accumulator; rows in blocks of 4, blocks in parallel.
@@ -128,53 +200,10 @@ def tiled_matmul(a, b, tile, mode, lo, hi, bits, ts_mode, ts_lo, ts_hi, ts_bits,
     max |exact prefix sum within a tile|, max |tile-sum value|, log2 histogram of exact
     tile partials (HIST_BINS entries)].
     """
-    M, K = a.shape
-    N = b.shape[1]
-    lo = b.dtype.type(lo)
-    hi = b.dtype.type(hi)
-    for blk in numba.prange(M // ROWS):
-        m0 = blk * ROWS
-        r = np.zeros((ROWS, N), b.dtype)
-        e = np.zeros((ROWS, N), np.int32)
-        x = np.zeros((ROWS, N), np.int64)
-        xmax = np.zeros((ROWS, N), np.int64)
-        total = np.zeros((ROWS, N), np.int64)
-        st = stats[blk]
-        for k0 in range(0, K, tile):
-            r[:] = 0
-            if count:
-                e[:] = 0
-                x[:] = 0
-            _tile_macs(r, e, x, xmax, a, m0, k0, min(K, k0 + tile), b, mode, lo, hi, bits, count)
-            for j in range(ROWS):
-                m = m0 + j
-                for n in range(N):
-                    p = np.int64(r[j, n])
-                    ev = np.int32(0)
-                    if mode == CLAMP_TILE:
-                        c = min(max(p, np.int64(lo)), np.int64(hi))
-                        ev = np.int32(c != p)
-                        p = c
-                    t = total[j, n] + p
-                    if ts_mode == TS_SATURATE:
-                        c = min(max(t, ts_lo), ts_hi)
-                    elif ts_mode == TS_WRAP:
-                        c = wrap_to(t, ts_bits)
-                    else:
-                        c = t
-                    total[j, n] = c
-                    if count:
-                        ts_events[m, n] += c != t
-                        if mode == SATURATE or mode == WRAP:
-                            ev = e[j, n]
-                        events[m, n] += ev
-                        tiles_hit[m, n] += ev > 0
-                        st[0] = max(st[0], abs(x[j, n]))
-                        st[2] = max(st[2], abs(c))
-                        st[3 + bit_length(x[j, n])] += 1
-        if count:
-            st[1] = xmax.max()
-        out[m0:m0 + ROWS, :] = total
+    kernel = (_tiled_matmul_parallel if a.shape[0] * a.shape[1] * b.shape[1] >= PARALLEL_MIN_MACS
+              else _tiled_matmul_serial)
+    kernel(a, b, tile, mode, lo, hi, bits, ts_mode, ts_lo, ts_hi, ts_bits, count,
+           out, events, tiles_hit, ts_events, stats)
 
 
 # --- slow reference: plain Python ints -------------------------------------------------------

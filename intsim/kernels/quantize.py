@@ -76,9 +76,19 @@ def _quantize_range(x, out, m, scale, mode, qmin, qmax, sr_bits, draw_key, offse
 CHUNK = 8192
 
 
-@numba.njit(cache=True, parallel=True)
+PARALLEL_MIN = 1 << 17     # smaller tensors run on one thread: waking threads costs more
+
+
 def quantize_kernel(x, out, m, scale, mode, qmin, qmax, sr_bits, draw_key, offset):
     """out[i] = clamp(round(clamp(x[i], ±m) / scale), qmin, qmax); elements independent."""
+    if x.size < PARALLEL_MIN:
+        _quantize_range(x, out, m, scale, mode, qmin, qmax, sr_bits, draw_key, offset)
+    else:
+        _quantize_parallel(x, out, m, scale, mode, qmin, qmax, sr_bits, draw_key, offset)
+
+
+@numba.njit(cache=True, parallel=True)
+def _quantize_parallel(x, out, m, scale, mode, qmin, qmax, sr_bits, draw_key, offset):
     n = x.size
     for c in numba.prange((n + CHUNK - 1) // CHUNK):
         lo, hi = c * CHUNK, min(n, (c + 1) * CHUNK)
@@ -88,6 +98,16 @@ def quantize_kernel(x, out, m, scale, mode, qmin, qmax, sr_bits, draw_key, offse
 
 ABS_MASK = np.int32(0x7FFFFFFF)
 INF_BITS = 0x7F800000
+
+
+@numba.njit(cache=True)
+def _absmax_bits_and_negatives_serial(x, bits):
+    a = np.int32(0)
+    k = 0
+    for i in range(x.size):
+        a = max(a, bits[i] & ABS_MASK)
+        k += x[i] < 0
+    return a, k
 
 
 @numba.njit(cache=True, parallel=True)
@@ -118,8 +138,68 @@ def absmax_min(x: np.ndarray):
     """(max |x| as float32, whether any x < 0, all finite) for a flat float32 array."""
     if x.size == 0:
         return np.float32(0.0), False, True
-    a, neg = _absmax_bits_and_negatives(x, x.view(np.int32))
+    kernel = (_absmax_bits_and_negatives_serial if x.size < PARALLEL_MIN
+              else _absmax_bits_and_negatives)
+    a, neg = kernel(x, x.view(np.int32))
     return np.int32(a).view(np.float32), bool(neg > 0), bool(a < INF_BITS)
+
+
+@numba.njit(cache=True)
+def _log2_range(x, out, alpha, top, sr_bits, draw_key, offset):
+    """Radix-2 logarithmic stochastic quantization of a contiguous piece (NUMERICS.md §2.4).
+
+    u = fl32(|x| / alpha). u < 1: magnitude 1 with probability u (stochastic underflow),
+    else 0. u ≥ 1: with 2^e ≤ u < 2^(e+1), magnitude 2^e, or 2^(e+1) with probability
+    u/2^e - 1. Probabilities p are realised as (floor(p·2^r) + R_i) >> r. Magnitude capped
+    at `top`; the sign of x is restored.
+    """
+    two_r = np.float64(np.int64(1) << sr_bits)
+    shift = numba.uint64(64 - sr_bits)
+    for i in range(x.size):
+        u = numba.float32(abs(x[i]) / alpha)
+        rbits = np.int64(element_bits(draw_key, offset + i) >> shift)
+        if u < 1:
+            base = np.int64(0)
+            p = np.float64(u)
+        else:
+            e = np.int64(math.floor(math.log2(u)))
+            # guard log2 rounding: ensure 2^e <= u < 2^(e+1) exactly
+            if np.float64(np.int64(1) << e) > u:
+                e -= 1
+            elif np.float64(np.int64(1) << (e + 1)) <= u:
+                e += 1
+            base = np.int64(1) << e
+            p = np.float64(u) / np.float64(base) - 1.0
+        up = (np.int64(math.floor(p * two_r)) + rbits) >> sr_bits
+        mag = min(base + up * max(base, np.int64(1)), top)
+        out[i] = -mag if x[i] < 0 else mag
+
+
+def quantize_log2_kernel(x, out, alpha, top, sr_bits, draw_key, offset):
+    if x.size < PARALLEL_MIN:
+        _log2_range(x, out, alpha, top, sr_bits, draw_key, offset)
+    else:
+        _log2_parallel(x, out, alpha, top, sr_bits, draw_key, offset)
+
+
+@numba.njit(cache=True, parallel=True)
+def _log2_parallel(x, out, alpha, top, sr_bits, draw_key, offset):
+    n = x.size
+    for c in numba.prange((n + CHUNK - 1) // CHUNK):
+        lo, hi = c * CHUNK, min(n, (c + 1) * CHUNK)
+        _log2_range(x[lo:hi], out[lo:hi], alpha, top, sr_bits, draw_key, offset + lo)
+
+
+@numba.njit(cache=True)
+def sum_and_squares(x):
+    """(Σ|x|, Σx²) in float64, summed sequentially in index order (SAWB statistics)."""
+    s1 = 0.0
+    s2 = 0.0
+    for i in range(x.size):
+        v = np.float64(x[i])
+        s1 += abs(v)
+        s2 += v * v
+    return s1, s2
 
 
 # --- slow reference: plain Python, exact rational arithmetic where it matters ------------
@@ -152,4 +232,26 @@ def quantize_reference(x, m, scale, rounding, qmin, qmax, sr_bits=16, draw_key=0
         else:
             raise ValueError(rounding)
         out.append(min(max(q, qmin), qmax))
+    return out
+
+
+def quantize_log2_reference(x, alpha, top, sr_bits, draw_key=0, offset=0):
+    """Oracle for quantize_log2_kernel: list of Python ints (exact rational arithmetic)."""
+    from fractions import Fraction
+
+    from .hashing import element_bits_reference
+    out = []
+    for i, xv in enumerate(np.asarray(x, dtype=np.float32).ravel()):
+        u = Fraction(float(np.float32(abs(np.float32(xv)) / np.float32(alpha))))
+        r = element_bits_reference(draw_key, offset + i) >> (64 - sr_bits)
+        if u < 1:
+            base, p = 0, u
+        else:
+            e = 0
+            while 2 ** (e + 1) <= u:
+                e += 1
+            base, p = 2 ** e, u / 2 ** e - 1
+        up = (math.floor(p * 2 ** sr_bits) + r) // 2 ** sr_bits
+        mag = min(base + up * max(base, 1), top)
+        out.append(-mag if xv < 0 else mag)
     return out

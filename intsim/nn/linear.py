@@ -48,7 +48,7 @@ class MatmulModule(Module):
             G, R, K = x3.shape
             y = (x3.reshape(G * R, K) @ W.T).reshape(G, R, W.shape[0])
             return y, _FloatCtx(x3, W)
-        return qlinear.linear_forward(x3, W, self.numerics, self.rng, self.trace, self.label)
+        return qlinear.linear_forward(x3, W, self.numerics, self.sr_stream(), self.trace, self.label)
 
     def _matmul_backward(self, g3: np.ndarray, ctx):
         """g3 = dL/dy3 (G, R, N) -> (dx3 (G, R, K), dW (N, K) or None when frozen)."""

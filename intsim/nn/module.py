@@ -177,6 +177,13 @@ class Module:
             m.numerics = numerics
         return self
 
+    def sr_stream(self):
+        """The SR stream handed to qlinear: `rng`, or SRStream(seed) made on first use."""
+        if self.rng is None:
+            from intsim.rng import SRStream
+            self.rng = SRStream(self.seed)
+        return self.rng
+
     def set_rng(self, rng) -> "Module":
         for m in self.modules():
             m.rng = rng

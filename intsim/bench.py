@@ -1,0 +1,142 @@
+"""`intsim bench`: speed of the kernels and a training step, as ratios to a baseline
+measured in the same run (median seconds over repeats; ratio = ours / baseline).
+"""
+from __future__ import annotations
+
+import json
+import time
+from typing import Callable
+
+import numpy as np
+
+MATMUL_CASES = [("saturate", 128, 405, 405), ("clamp_tile", 128, 405, 405),
+                ("saturate", 128, 561, 561), ("saturate", 1024, 144, 32)]
+FWHT_SIZES = [64, 512, 4096]
+FWHT_ROWS = 128
+TRAIN_PRESETS = ["fp32", "hdqt_paper", "hdqt"]
+
+
+def median_seconds(fn: Callable[[], object], repeats: int, min_time: float = 0.0) -> float:
+    """Median wall time of fn() over `repeats` calls (after one warm-up call).
+
+    Very short calls are batched so each sample lasts at least `min_time` seconds.
+    """
+    fn()
+    inner = 1
+    if min_time > 0:
+        t0 = time.perf_counter()
+        fn()
+        one = time.perf_counter() - t0
+        inner = max(1, int(min_time / max(one, 1e-9)))
+    samples = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        for _ in range(inner):
+            fn()
+        samples.append((time.perf_counter() - t0) / inner)
+    return float(np.median(samples))
+
+
+def _record(case: str, ours: float, base: float, **extra) -> dict:
+    return {"case": case, "ours_s": ours, "baseline_s": base, "ratio": ours / base, **extra}
+
+
+def bench_matmul(repeats: int) -> list[dict]:
+    from .accumulator import Accumulator, int_matmul
+    out = []
+    rng = np.random.default_rng(0)
+    for mode, M, K, N in MATMUL_CASES:
+        a = rng.integers(-7, 8, (M, K)).astype(np.int8)
+        b = rng.integers(-7, 8, (K, N)).astype(np.int8)
+        af, bf = a.astype(np.float32), b.astype(np.float32)
+        acc = Accumulator(bits=8, tile=32, mode=mode)
+        ours = median_seconds(lambda: int_matmul(a, b, acc), repeats, 0.02)
+        base = median_seconds(lambda: af @ bf, repeats, 0.02)
+        out.append(_record(f"matmul/{mode}/{M}x{K}x{N}", ours, base))
+    return out
+
+
+def bench_fwht(repeats: int) -> list[dict]:
+    from .hadamard import fwht, hadamard_matrix
+    out = []
+    rng = np.random.default_rng(1)
+    for n in FWHT_SIZES:
+        x = rng.integers(-8, 8, (FWHT_ROWS, n)).astype(np.int32)
+        Hm = hadamard_matrix(n).astype(np.float32)
+        xf = x.astype(np.float32)
+        ours = median_seconds(lambda: fwht(x), repeats, 0.02)
+        base = median_seconds(lambda: xf @ Hm, repeats, 0.02)
+        stages = FWHT_ROWS * n * int(np.log2(n))
+        out.append(_record(f"fwht/{n}x{FWHT_ROWS}", ours, base,
+                           element_stages_per_s=stages / ours))
+    return out
+
+
+def bench_quantize(repeats: int) -> list[dict]:
+    from .quantize import quantize
+    from .rng import SRStream
+    x = np.random.default_rng(2).standard_normal((128, 4096)).astype(np.float32)
+    s = SRStream(0)
+    ours = median_seconds(lambda: quantize(x, 4, rounding="stochastic", rng=s), repeats, 0.02)
+    base = median_seconds(lambda: np.round(x), repeats, 0.02)
+    return [_record("quantize_sr/128x4096", ours, base)]
+
+
+def _fcnet_step(preset_name: str):
+    """One SGD step of FCNet 405→405→405 + 19-class head, batch 128, as a closure."""
+    from .losses import cross_entropy
+    from .models.networks import FCNet, IncrementalNet
+    from .numerics import preset
+    from .optim import SGD
+    from .rng import SRStream
+    rng = np.random.default_rng(3)
+    x = rng.uniform(-1, 1, (128, 405)).astype(np.float32)
+    y = rng.integers(0, 19, 128)
+    net = IncrementalNet(FCNet(405, 405, 405, seed=0), 19)
+    net.set_numerics(preset(preset_name))
+    net.set_rng(SRStream(0))
+    opt = SGD(net, lr=0.01, momentum=0.9, weight_decay=2e-4)
+
+    def step():
+        net.zero_grad()
+        logits = net.forward(x)
+        _, g = cross_entropy(logits, y)
+        net.backward(g)
+        opt.step()
+    return step
+
+
+def bench_train_step(repeats: int) -> list[dict]:
+    times = {p: median_seconds(_fcnet_step(p), repeats) for p in TRAIN_PRESETS}
+    return [_record(f"train_step/fcnet405/{p}", t, times["fp32"]) for p, t in times.items()]
+
+
+SUITES = {"matmul": bench_matmul, "fwht": bench_fwht, "quantize": bench_quantize,
+          "train_step": bench_train_step}
+
+
+def run(quick: bool = False, only: list[str] | None = None, json_path: str | None = None,
+        echo=print) -> list[dict]:
+    """Run the suites (all, or those named in `only`); print a table; optionally write JSON."""
+    repeats = 5 if quick else 25
+    records = []
+    for name, fn in SUITES.items():
+        if only and name not in only:
+            continue
+        records.extend(fn(repeats))
+    echo(format_table(records))
+    if json_path:
+        from .io import atomic_write_text
+        atomic_write_text(json_path, json.dumps(records, indent=2))
+    return records
+
+
+def format_table(records: list[dict]) -> str:
+    lines = [f"{'case':36s} {'ours (ms)':>11s} {'baseline (ms)':>14s} {'ratio':>7s}"]
+    for r in records:
+        line = (f"{r['case']:36s} {r['ours_s'] * 1e3:11.3f} {r['baseline_s'] * 1e3:14.3f} "
+                f"{r['ratio']:7.2f}")
+        if "element_stages_per_s" in r:
+            line += f"   {r['element_stages_per_s'] / 1e9:.2f} G element·stages/s"
+        lines.append(line)
+    return "\n".join(lines)

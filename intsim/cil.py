@@ -40,6 +40,7 @@ from typing import Any, Optional
 import numpy as np
 
 from intsim.datasets.registry import DATASET_NAMES
+from intsim.io import atomic_path, atomic_write_text
 from intsim.models.learners import METHOD_NAMES
 from intsim.numerics import PRESET_NAMES, preset
 
@@ -218,9 +219,7 @@ def _jsonable(obj: Any) -> Any:
 
 
 def _write_json_atomic(path: Path, obj: Any) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(_jsonable(obj), indent=2) + "\n")
-    os.replace(tmp, path)
+    atomic_write_text(os.fspath(path), json.dumps(_jsonable(obj), indent=2) + "\n")
 
 
 def _cifar_normalize(X_train, X_test):
@@ -587,12 +586,11 @@ class CILRun:
                 "classifiers": self.classifiers}
         arrays["meta_json"] = np.array(json.dumps(meta))
         final = self._checkpoint_path(t)
-        tmp = final.with_name(f".{final.name}.tmp")
-        with open(tmp, "wb") as f:
-            np.savez(f, **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, final)
+        with atomic_path(os.fspath(final)) as tmp:
+            with open(tmp, "wb") as f:
+                np.savez(f, **arrays)
+                f.flush()
+                os.fsync(f.fileno())
         return final
 
     def load_checkpoint(self, path: Path) -> dict:

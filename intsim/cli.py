@@ -30,6 +30,9 @@ def build_parser() -> argparse.ArgumentParser:
                    choices=["matmul", "fwht", "quantize", "train_step"],
                    help="run only these suites")
     p.set_defaults(func=_cmd_bench)
+
+    from .cli_cil import register as register_cil
+    register_cil(sub)
     return parser
 
 

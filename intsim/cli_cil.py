@@ -12,6 +12,8 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+
 CIL_HELP = "run one class-incremental learning experiment"
 CIL_DESCRIPTION = """\
 Train a class-incremental learner task by task with the chosen integer numerics and write
@@ -25,7 +27,8 @@ file. Every random choice derives from --seed."""
 
 DEMO_HELP = "iCaRL on the real smartwatch data with fp32, int4 and hdqt numerics"
 DEMO_PRESETS = ("fp32", "int4", "hdqt")
-DEMO_EPOCHS = 10
+DEMO_EPOCHS = 100     # the paper's HAR setting; ~7 s per quantized run on 2 cores
+DEMO_SEEDS = 3
 
 
 def _add_cil_arguments(p: argparse.ArgumentParser) -> None:
@@ -66,13 +69,17 @@ def register(subparsers) -> None:
     d = subparsers.add_parser(
         "demo", help=DEMO_HELP,
         description="iCaRL on the offline real 'watch' HAR data (seglearn, 54 features) with "
-                    "fp32, int4 and hdqt numerics; prints a comparison table and writes "
-                    "per-run folders and comparison.png into --out.")
+                    "fp32, int4 and hdqt numerics over a few seeds; prints a comparison table "
+                    "(mean ± std) and writes one run folder per preset and seed, "
+                    "comparison.png and summary.json into --out.")
     d.add_argument("--out", metavar="DIR", default="intsim-demo",
                    help="output folder (default ./intsim-demo)")
     d.add_argument("--epochs", type=int, help=f"epochs per task (default {DEMO_EPOCHS})")
-    d.add_argument("--quick", action="store_true", help="1 epoch per task (smoke test)")
-    d.add_argument("--seed", type=int, default=0, help="master seed (default 0)")
+    d.add_argument("--quick", action="store_true",
+                   help="1 epoch per task, 1 seed (smoke test)")
+    d.add_argument("--seeds", type=int,
+                   help=f"number of seeds, --seed, --seed+1, ... (default {DEMO_SEEDS})")
+    d.add_argument("--seed", type=int, default=0, help="first master seed (default 0)")
     d.add_argument("--quiet", action="store_true", help="no progress bars")
     d.set_defaults(func=cmd_demo)
 
@@ -114,69 +121,110 @@ def cmd_cil(args: argparse.Namespace) -> int:
     return 0
 
 
+def _mean_std(values) -> str:
+    v = np.array([np.nan if x is None else x for x in values], dtype=float)
+    if len(v) == 0 or np.all(np.isnan(v)):
+        return "—"
+    if len(v) == 1:
+        return f"{v[0]:.2f}"
+    return f"{np.mean(v):.2f} ± {np.std(v, ddof=1):.2f}"
+
+
+DEMO_COLUMNS = (("AIA", "aia"), ("last", "last"), ("forgetting", "forgetting"),
+                ("NME AIA", "nme_aia"), ("NME last", "nme_last"))
+
+
 def demo_table(rows: list[dict]) -> str:
-    """The demo's comparison table (plain text)."""
-    head = ("numerics", "AIA", "last", "forget", "NME AIA", "NME last", "sat.events/op",
-            "sat.outputs", "time s")
-    lines = [" | ".join(f"{h:>9}" if i else f"{h:<8}" for i, h in enumerate(head))]
-    lines.append("-" * len(lines[0]))
+    """The demo's comparison table: per preset, mean ± std over seeds (sample std)."""
+    head = ["numerics", *(c for c, _ in DEMO_COLUMNS), "sat.events/op", "sat.outputs",
+            "time s"]
+    body = []
     for r in rows:
         if r.get("error"):
-            lines.append(f"{r['numerics']:<8} | not available: {r['error']}")
+            body.append([r["numerics"], f"not available: {r['error']}"])
             continue
-        ev, so = r["event_rate"], r["saturated_output_fraction"]
-        cells = [f"{r['numerics']:<8}", _fmt(r["aia"]), _fmt(r["last"]),
-                 _fmt(r["forgetting"]), _fmt(r["nme_aia"]), _fmt(r["nme_last"]),
-                 "—" if ev is None else f"{ev:.2e}", "—" if so is None else f"{100 * so:.3f}%",
-                 f"{r['seconds']:.0f}"]
-        lines.append(" | ".join(c if i == 0 else f"{c:>9}" for i, c in enumerate(cells)))
-    return "\n".join(lines)
+        ev = [x for x in r["event_rate"] if x is not None]
+        so = [x for x in r["saturated_output_fraction"] if x is not None]
+        body.append([r["numerics"], *(_mean_std(r[k]) for _, k in DEMO_COLUMNS),
+                     f"{np.mean(ev):.2e}" if ev else "—",
+                     f"{100 * np.mean(so):.2f}%" if so else "—",
+                     f"{np.sum(r['seconds']):.0f}"])
+    full = [b for b in body if len(b) == len(head)]
+    widths = [max(len(str(x[i])) for x in [head] + full) for i in range(len(head))]
+
+    def line(cells):
+        if len(cells) != len(head):
+            return f"{cells[0]:<{widths[0]}} | {cells[1]}"
+        return " | ".join(f"{c:<{w}}" if i == 0 else f"{c:>{w}}"
+                          for i, (c, w) in enumerate(zip(cells, widths)))
+    out = [line(head), "-" * len(line(head))]
+    return "\n".join(out + [line(b) for b in body])
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from intsim.cil import CILRun, ConfigError, resolve_config
+    from intsim.io import atomic_write_text
     from intsim.plots import plot_comparison
     epochs = 1 if args.quick else (args.epochs if args.epochs is not None else DEMO_EPOCHS)
+    n_seeds = 1 if args.quick else (args.seeds if args.seeds is not None else DEMO_SEEDS)
+    if epochs < 1 or n_seeds < 1:
+        return _error("demo", "--epochs and --seeds must be >= 1")
+    seeds = list(range(args.seed, args.seed + n_seeds))
     out = Path(args.out)
-    rows, runs = [], {}
     print(f"intsim demo: iCaRL on the real smartwatch 'watch' data (seglearn; 54 features, "
-          f"7 classes in 4 tasks, memory 200), {epochs} epoch(s) per task, seed {args.seed}")
+          f"7 classes in 4 tasks of 2/2/2/1, memory 200), {epochs} epoch(s) per task, "
+          f"seed(s) {', '.join(map(str, seeds))}", flush=True)
+    rows, curves = [], {}
     for name in DEMO_PRESETS:
-        cfg_in = {"dataset": "watch", "method": "icarl", "numerics": name, "seed": args.seed,
-                  "epochs": epochs, "out": str(out / name)}
-        try:
-            cfg = resolve_config(cfg_in)
-            run = CILRun.prepare(cfg, overwrite=True)
-        except (ConfigError, FileNotFoundError, ValueError, TypeError) as e:
-            return _error("demo", e)
-        t0 = time.perf_counter()
-        try:
-            metrics = run.execute(quiet=args.quiet)
-        except NotImplementedError as e:          # quantized path not available yet
-            rows.append({"numerics": name, "error": str(e) or "NotImplementedError"})
-            continue
-        seconds = time.perf_counter() - t0
-        summary = json.loads((out / name / "trace_summary.json").read_text())
-        runs[name] = metrics
-        rows.append({"numerics": name, "aia": metrics["aia"], "last": metrics["last"],
-                     "forgetting": metrics["forgetting"], "nme_aia": metrics.get("nme_aia"),
-                     "nme_last": metrics.get("nme_last"),
-                     "event_rate": summary.get("event_rate"),
-                     "saturated_output_fraction": summary.get("saturated_output_fraction"),
-                     "seconds": seconds})
-    table = demo_table(rows)
-    print(table)
-    print("AIA/last/forget: CNN classifier, percent (forgetting: Chaudhry, mean over old tasks); "
-          "NME: nearest mean of exemplars (float). sat.events/op: accumulator saturation events "
-          "per accumulation opportunity, sat.outputs: outputs hit by saturation (from trace.h5, "
-          "every 10th step; — = fp32, no integer matmuls).")
-    if runs:
-        plot_comparison(runs, out / "comparison.png",
-                        title=f"iCaRL on watch, {epochs} epoch(s)/task, seed {args.seed}")
-    (out / "summary.json").write_text(json.dumps({"epochs": epochs, "seed": args.seed,
-                                                  "rows": rows}, indent=2) + "\n")
-    print(f"wrote {out}/comparison.png, {out}/summary.json and one run folder per preset "
-          f"({', '.join(str(out / n) for n in DEMO_PRESETS)})")
+        row = {"numerics": name, "seeds": seeds, "runs": []}
+        row.update({k: [] for _, k in DEMO_COLUMNS})
+        row.update(event_rate=[], saturated_output_fraction=[], seconds=[])
+        per_seed = []
+        for seed in seeds:
+            folder = out / f"{name}-seed{seed}"
+            cfg_in = {"dataset": "watch", "method": "icarl", "numerics": name, "seed": seed,
+                      "epochs": epochs, "out": str(folder)}
+            try:
+                cfg = resolve_config(cfg_in)
+                run = CILRun.prepare(cfg, overwrite=True)
+            except (ConfigError, FileNotFoundError, ValueError, TypeError) as e:
+                return _error("demo", e)
+            t0 = time.perf_counter()
+            try:
+                metrics = run.execute(quiet=args.quiet)
+            except NotImplementedError as e:          # quantized path not available yet
+                row = {"numerics": name, "error": str(e) or "NotImplementedError"}
+                break
+            row["seconds"].append(time.perf_counter() - t0)
+            summary = json.loads((folder / "trace_summary.json").read_text())
+            for _, k in DEMO_COLUMNS:
+                row[k].append(metrics.get(k))
+            row["event_rate"].append(summary.get("event_rate"))
+            row["saturated_output_fraction"].append(summary.get("saturated_output_fraction"))
+            row["runs"].append(str(folder))
+            per_seed.append(metrics)
+        rows.append(row)
+        if per_seed and not row.get("error"):
+            curves[name] = {
+                f"{p}{key}": np.mean([np.array(m[f"{p}{key}"], dtype=float) for m in per_seed],
+                                     axis=0).tolist()
+                for p in ("", "nme_") for key in ("accuracy_curve", "aia")}
+    print(demo_table(rows))
+    print(f"AIA / last: accuracy on all seen classes (percent), mean ± std over {len(seeds)} "
+          f"seed(s); forgetting: Chaudhry (mean over old tasks of best-before-last minus last); "
+          f"no prefix = network classifier (CNN), NME = nearest mean of exemplars (float). "
+          f"sat.events/op: accumulator saturation events per accumulation opportunity; "
+          f"sat.outputs: share of matmul outputs hit by saturation (trace.h5, every 10th "
+          f"training step; — = fp32, no integer matmuls).")
+    if curves:
+        plot_comparison(curves, out / "comparison.png",
+                        title=f"iCaRL on watch: mean over {len(seeds)} seed(s), {epochs} "
+                              f"epoch(s)/task")
+    atomic_write_text(str(out / "summary.json"),
+                      json.dumps({"epochs": epochs, "seeds": seeds, "rows": rows}, indent=2)
+                      + "\n")
+    print(f"wrote {out}/comparison.png, {out}/summary.json and one run folder per preset and "
+          f"seed ({out}/<preset>-seed<k>/)")
     return 0
 
 

@@ -1,0 +1,32 @@
+"""Class-incremental learners (cil.md): one module per method, common loop in base.py.
+
+    learner = make_learner("icarl", scenario, backbone_fn, preset("hdqt"), TrainSettings(...))
+    for t in range(scenario.n_tasks):
+        learner.learn_task(t)
+        preds = learner.evaluate(t)        # {"cnn": ..., "nme": ...}
+
+The command-line runner (intsim/cil.py) adds checkpoints, traces, metrics and plots.
+"""
+from .base import Callbacks, Learner, TrainSettings, augment_crop_flip
+from .bic import BiasLayer, BiC, BiCNet
+from .der import DER, ExpandableNet
+from .finetune import Finetune
+from .icarl import ICaRL
+from .lwf import LwF
+from .memo import MEMO, split_backbone
+from .replay import Replay
+
+LEARNERS = {cls.name: cls for cls in (Finetune, Replay, ICaRL, LwF, BiC, DER, MEMO)}
+METHOD_NAMES = tuple(LEARNERS)
+
+
+def make_learner(method: str, scenario, backbone_fn, numerics, train=None, **options) -> Learner:
+    """Instantiate the learner called `method` (one of METHOD_NAMES)."""
+    if method not in LEARNERS:
+        raise ValueError(f"unknown method {method!r}; expected one of {', '.join(METHOD_NAMES)}")
+    return LEARNERS[method](scenario, backbone_fn, numerics, train, **options)
+
+
+__all__ = ["Learner", "TrainSettings", "Callbacks", "augment_crop_flip", "LEARNERS",
+           "METHOD_NAMES", "make_learner", "Finetune", "Replay", "ICaRL", "LwF", "BiC", "BiCNet",
+           "BiasLayer", "DER", "MEMO", "ExpandableNet", "split_backbone"]

@@ -1,0 +1,328 @@
+"""The common machinery of every class-incremental learner.
+
+A learner owns a model (an ``intsim.nn.Module`` whose ``forward(x)`` returns the logits of every
+class seen so far and whose ``features(x)`` returns the feature vector), an exemplar memory, and
+— for distillation methods — a frozen teacher. The base class runs, for task ``t``::
+
+    begin_task(t)        teacher = frozen eval copy of the model (if the method uses one),
+                         then expand(t): grow the head / add an extractor / add a bias layer
+    fit(t)               epochs × shuffled mini-batches of training_set(t):
+                             zero_grad; loss = step_loss(x, y)  (forward, loss, backward); SGD step
+                         SGD momentum 0.9, weight decay 2e-4, lr schedule per epoch, a new
+                         optimizer per task (PyCIL)
+    after_training(t)    method-specific (BiC stage 2, DER/MEMO weight alignment)
+    update_memory(t)     herding on the current model's features (float)
+    evaluate(t)          predictions on the test data of all classes seen so far:
+                         "cnn" = argmax of the logits; "nme" = nearest mean of exemplars
+                         (methods with has_nme)
+
+A method subclass writes only its loss (``step_loss``) and, where needed, ``build_model``,
+``expand``, ``training_set`` and ``after_training``.
+
+Numerics: the learner never looks at the numerics. The model (and the teacher, a copy that shares
+the numerics object) run every weight matmul through ``intsim.qlinear`` when the preset is not
+fp32. Losses, the optimizer, BatchNorm, BiC's bias layer, herding and NME stay float (hdqt.md).
+
+Randomness, all re-derivable from (master seed, task index) so that a run resumed from the
+checkpoint after task t continues exactly like an uninterrupted one:
+
+    model init            scenario.seed_for("init") (growth seeds are functions of the state)
+    mini-batch order      default_rng(scenario.seed_for(f"shuffle/task{t}")), one permutation
+                          per epoch
+    augmentation          default_rng(scenario.seed_for(f"augment/task{t}"))
+    stochastic rounding   a fresh SRStream(scenario.seed_for("sr"), f"task{t}") per task,
+                          shared by student and teacher
+    exemplars             herding (deterministic); "random" draws from seed_for("exemplar")
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Optional, Sequence
+
+import numpy as np
+
+from intsim.nn import Module
+from intsim.optim import SGD, ConstantLR, MultiStepLR
+from intsim.rng import SRStream
+from intsim.models.exemplars import ExemplarMemory, class_means, nme_predict
+
+
+@dataclass
+class TrainSettings:
+    """Optimisation settings shared by every method (paper defaults: hdqt.md settings table)."""
+    epochs: int = 100
+    lr: float = 0.01
+    batch_size: int = 128
+    momentum: float = 0.9
+    weight_decay: float = 2e-4
+    milestones: Sequence[int] = field(default_factory=tuple)   # () = constant lr
+    lr_gamma: float = 0.1
+    eval_batch_size: int = 1024
+    augment: bool = False          # CIFAR: random crop 32 (padding 4) + horizontal flip
+    exemplar_selection: str = "herding"
+
+
+class Callbacks:
+    """Hooks the runner uses for tracing and progress bars (all optional no-ops)."""
+
+    def step_start(self, learner: "Learner", step: int) -> None:
+        pass
+
+    def step_end(self, learner: "Learner", step: int, loss: float) -> None:
+        pass
+
+    def epoch_end(self, learner: "Learner", t: int, epoch: int, mean_loss: float) -> None:
+        pass
+
+    def stage(self, learner: "Learner", t: int, name: str, epochs: int) -> None:
+        """A training stage of task t starts ("train", "bias_correction")."""
+
+
+BackboneFactory = Callable[[int], Module]   # seed -> backbone (has .feature_dim)
+
+
+def augment_crop_flip(x: np.ndarray, rng: np.random.Generator, pad: int = 4) -> np.ndarray:
+    """Random crop (zero padding `pad`) back to the input size + random horizontal flip, per
+    image, for NCHW batches (CIFAR training augmentation)."""
+    B, C, H, W = x.shape
+    xp = np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)))
+    dy = rng.integers(0, 2 * pad + 1, size=B)
+    dx = rng.integers(0, 2 * pad + 1, size=B)
+    flip = rng.random(B) < 0.5
+    out = np.empty_like(x)
+    for i in range(B):
+        img = xp[i, :, dy[i]:dy[i] + H, dx[i]:dx[i] + W]
+        out[i] = img[:, :, ::-1] if flip[i] else img
+    return out
+
+
+class Learner:
+    """Base class; see the module docstring. Subclasses set the class attributes below."""
+
+    name = "base"
+    uses_memory = True        # exemplars are replayed and updated after every task
+    has_nme = False           # evaluate() also returns NME predictions
+    uses_teacher = False      # begin_task(t > 0) keeps a frozen copy of the previous model
+    OPTIONS: dict = {}        # method options and their defaults (config [method_params])
+
+    def __init__(self, scenario, backbone_fn: BackboneFactory, numerics,
+                 train: Optional[TrainSettings] = None, **options):
+        unknown = sorted(set(options) - set(self.OPTIONS))
+        if unknown:
+            raise ValueError(f"{self.name}: unknown method option(s) {unknown}; "
+                             f"accepted: {sorted(self.OPTIONS) or 'none'}")
+        self.options = {**self.OPTIONS, **options}
+        self.scenario = scenario
+        self.backbone_fn = backbone_fn
+        self.numerics = numerics
+        self.train_settings = train or TrainSettings()
+        self.init_seed = scenario.seed_for("init")
+        self.sr_seed = scenario.seed_for("sr")
+        self.memory = ExemplarMemory()
+        self.teacher: Optional[Module] = None
+        self.sr: Optional[SRStream] = None
+        self.task = -1                 # index of the task being (or last) trained
+        self.step = 0                  # global optimizer step counter (trace stamps)
+        self.model = self.build_model()
+        self.model.set_numerics(numerics)
+
+    # ------------------------------------------------------------------ scenario shortcuts
+    @property
+    def known(self) -> int:
+        """Classes learned before the current task."""
+        return self.scenario.n_known(self.task)
+
+    @property
+    def seen(self) -> int:
+        """Classes seen up to and including the current task."""
+        return self.scenario.n_seen(self.task)
+
+    # ------------------------------------------------------------------ method hooks
+    def build_model(self) -> Module:
+        """The model before task 0 (default: backbone + empty growable head)."""
+        from intsim.models.networks import IncrementalNet
+        return IncrementalNet(self.backbone_fn(self.init_seed), 0, numerics=self.numerics,
+                              seed=self.init_seed)
+
+    def expand(self, t: int) -> None:
+        """Structural growth for task t (deterministic; also replayed on resume)."""
+        self.model.grow(self.scenario.task_sizes[t])
+
+    def training_set(self, t: int) -> tuple[np.ndarray, np.ndarray]:
+        """New data of task t plus, for memory methods, the exemplars."""
+        X, y = self.scenario.train_task(t)
+        if self.uses_memory and len(self.memory):
+            Xm, ym = self.memory.data()
+            X, y = np.concatenate([X, Xm]), np.concatenate([y, ym])
+        return X, y
+
+    def set_train_mode(self) -> None:
+        """Called at the start of every epoch (DER/MEMO put frozen parts back in eval)."""
+        self.model.train()
+
+    def step_loss(self, x: np.ndarray, y: np.ndarray) -> float:
+        """Forward, loss, backward for one mini-batch; returns the loss (gradients accumulate
+        in the model)."""
+        raise NotImplementedError
+
+    def after_training(self, t: int, callbacks: Callbacks) -> None:
+        """After the epochs of task t, before the memory update."""
+
+    # ------------------------------------------------------------------ the task loop
+    def set_sr_stream(self, t: int) -> None:
+        self.sr = SRStream(self.sr_seed, f"task{t}")
+        self.model.set_rng(self.sr)
+        if self.teacher is not None:
+            self.teacher.set_rng(self.sr)
+
+    def begin_task(self, t: int) -> None:
+        self.task = t
+        self.teacher = None
+        if self.uses_teacher and t > 0:
+            self.teacher = self.model.copy().freeze().eval()
+        self.expand(t)
+        self.model.set_numerics(self.numerics)
+        self.set_sr_stream(t)
+
+    def learn_task(self, t: int, callbacks: Optional[Callbacks] = None) -> None:
+        """Train task t completely: begin_task, fit, after_training, memory update."""
+        cb = callbacks or Callbacks()
+        self.begin_task(t)
+        X, y = self.training_set(t)
+        self.fit(t, X, y, cb)
+        self.after_training(t, cb)
+        if self.uses_memory:
+            self.update_memory(t)
+        self.teacher = None
+
+    def make_optimizer(self, modules, lr: Optional[float] = None):
+        s = self.train_settings
+        opt = SGD(modules, lr=s.lr if lr is None else lr, momentum=s.momentum,
+                  weight_decay=s.weight_decay)
+        sched = MultiStepLR(opt, s.milestones, s.lr_gamma) if s.milestones else ConstantLR(opt)
+        return opt, sched
+
+    def batches(self, n: int, rng: np.random.Generator):
+        """Index arrays of one shuffled epoch; a trailing batch of one sample is dropped
+        (BatchNorm needs two)."""
+        perm = rng.permutation(n)
+        B = self.train_settings.batch_size
+        for s in range(0, n, B):
+            idx = perm[s:s + B]
+            if len(idx) >= 2:
+                yield idx
+
+    def fit(self, t: int, X: np.ndarray, y: np.ndarray, cb: Callbacks) -> None:
+        s = self.train_settings
+        opt, sched = self.make_optimizer(self.model)
+        shuffle = np.random.default_rng(self.scenario.seed_for(f"shuffle/task{t}"))
+        augment = np.random.default_rng(self.scenario.seed_for(f"augment/task{t}"))
+        cb.stage(self, t, "train", s.epochs)
+        for epoch in range(s.epochs):
+            self.set_train_mode()
+            losses = []
+            for idx in self.batches(len(y), shuffle):
+                xb = X[idx]
+                if s.augment:
+                    xb = augment_crop_flip(xb, augment)
+                cb.step_start(self, self.step)
+                opt.zero_grad()
+                loss = self.step_loss(xb, y[idx])
+                opt.step()
+                cb.step_end(self, self.step, loss)
+                self.step += 1
+                losses.append(loss)
+            sched.step()
+            self.model.clear_cache()
+            if self.teacher is not None:
+                self.teacher.clear_cache()
+            cb.epoch_end(self, t, epoch, float(np.mean(losses)) if losses else float("nan"))
+
+    # ------------------------------------------------------------------ inference
+    def _batched(self, fn, X: np.ndarray) -> np.ndarray:
+        B = self.train_settings.eval_batch_size
+        outs = [fn(X[s:s + B]) for s in range(0, len(X), B)]
+        return np.concatenate(outs) if outs else np.zeros((0, 0), np.float32)
+
+    def logits(self, X: np.ndarray) -> np.ndarray:
+        """Logits of every seen class, model in eval mode (not traced)."""
+        self.model.eval()
+        out = self._batched(self.model.forward, X)
+        self.model.clear_cache()
+        return out
+
+    def features(self, X: np.ndarray) -> np.ndarray:
+        """Feature vectors (eval mode) as float64, for herding and NME."""
+        self.model.eval()
+        out = self._batched(self.model.features, X).astype(np.float64)
+        self.model.clear_cache()
+        return out
+
+    def update_memory(self, t: int) -> None:
+        """Reduce old classes to the new per-class budget (herding prefix) and herd the new
+        classes on the current features."""
+        X, y = self.scenario.train_task(t)
+        m = self.scenario.memory_per_class(self.scenario.n_seen(t))
+        sel = self.train_settings.exemplar_selection
+        seed = self.scenario.seed_for("exemplar") if sel == "random" else None
+        self.memory.update(X, y, self.features(X), m, method=sel, seed=seed)
+
+    def nme_means(self) -> np.ndarray:
+        Xm, ym = self.memory.data()
+        return class_means(self.features(Xm), ym, classes=np.arange(self.seen))
+
+    def evaluate(self, t: int) -> dict[str, np.ndarray]:
+        """Predicted labels on scenario.test_upto(t): {"cnn": ..., "nme": ... (has_nme)}."""
+        X, _ = self.scenario.test_upto(t)
+        preds = {"cnn": np.argmax(self.logits(X), axis=1).astype(np.int64)}
+        if self.has_nme:
+            if len(self.memory):
+                preds["nme"] = nme_predict(self.features(X), self.nme_means()).astype(np.int64)
+            else:
+                preds["nme"] = np.full(len(X), -1, np.int64)
+        return preds
+
+    # ------------------------------------------------------------------ checkpoints
+    def state_dict(self) -> dict[str, np.ndarray]:
+        """Arrays of the learner state after a task: model, memory (flat keys)."""
+        sd = {f"model/{k}": v for k, v in self.model.state_dict().items()}
+        mem = self.memory.state_dict()
+        sd["memory/classes"] = np.asarray(mem["classes"], dtype=np.int64)
+        for i, (X, idx) in enumerate(zip(mem["X"], mem["index"])):
+            sd[f"memory/X/{i}"] = X
+            if idx is not None:
+                sd[f"memory/index/{i}"] = idx
+        return sd
+
+    def meta_state(self) -> dict:
+        """JSON-able learner state (task, step counter, SR stream)."""
+        return {"task": self.task, "step": self.step,
+                "sr_stream": None if self.sr is None else self.sr.state()}
+
+    def load_state(self, arrays: dict, meta: dict) -> None:
+        """Rebuild the structure of tasks 0..meta["task"] and load the arrays."""
+        t_done = int(meta["task"])
+        for k in range(t_done + 1):
+            self.task = k
+            self.expand(k)
+        self.model.set_numerics(self.numerics)
+        self.model.load_state_dict({k[len("model/"):]: v for k, v in arrays.items()
+                                    if k.startswith("model/")})
+        classes = [int(c) for c in arrays["memory/classes"]]
+        self.memory = ExemplarMemory.from_state_dict({
+            "classes": classes,
+            "X": [arrays[f"memory/X/{i}"] for i in range(len(classes))],
+            "index": [arrays.get(f"memory/index/{i}") for i in range(len(classes))]})
+        self.step = int(meta["step"])
+        if meta.get("sr_stream"):
+            self.sr = SRStream.from_state(meta["sr_stream"])
+            self.model.set_rng(self.sr)
+
+    def set_trace(self, trace) -> None:
+        """Attach (or detach with None) a Trace to the student (the teacher is not traced)."""
+        self.model.set_trace(trace)
+
+    def describe(self) -> dict:
+        return {"method": self.name, "options": dict(self.options),
+                "uses_memory": self.uses_memory, "classifiers": ["cnn", "nme"]
+                if self.has_nme else ["cnn"], "teacher": self.uses_teacher}

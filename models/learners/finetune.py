@@ -1,0 +1,20 @@
+"""Finetune: cross-entropy over all seen classes on the new data only, no memory (lower bound).
+
+    L = CE(z, y),   z = logits of every class seen so far
+"""
+from __future__ import annotations
+
+from intsim.losses import cross_entropy
+
+from .base import Learner
+
+
+class Finetune(Learner):
+    name = "finetune"
+    uses_memory = False
+
+    def step_loss(self, x, y):
+        logits = self.model.forward(x)
+        loss, grad = cross_entropy(logits, y)
+        self.model.backward(grad)
+        return loss

@@ -1,5 +1,13 @@
-"""`intsim bench`: speed of the kernels and a training step, as ratios to a baseline
-measured in the same run (median seconds over repeats; ratio = ours / baseline).
+"""`intsim bench`: speed of the kernels, a training step and a CIL run, as ratios to a
+baseline measured in the same run (median seconds over repeats; ratio = ours / baseline).
+
+Cases: matmul/{mode}/MxKxN (int4 codes, 8-bit accumulator, tile 32; baseline float32 a @ b),
+fwht/NxROWS (int32; baseline float32 product with the dense Hadamard matrix),
+quantize_sr/128x4096 (baseline np.round), train_step/fcnet405/{preset} (one SGD step of
+FCNet 405→405→405 + 19-class head, batch 128; baseline the fp32 step),
+cil/dsads_synthetic/icarl/{preset} (seconds per epoch of the paper's HAR protocol on a
+synthetic DSADS-shaped table, first 2 tasks; baseline the fp32 epoch; also the projected
+time of the full 10-task, 100-epoch run).
 """
 from __future__ import annotations
 
@@ -111,8 +119,65 @@ def bench_train_step(repeats: int) -> list[dict]:
     return [_record(f"train_step/fcnet405/{p}", t, times["fp32"]) for p, t in times.items()]
 
 
+CIL_PRESETS = ["fp32", "hdqt_paper", "hdqt"]
+CIL_TASKS = 2
+PAPER_TASKS, PAPER_EPOCHS = 10, 100
+
+
+def time_cil_tasks(numerics: str, epochs: int, tasks: int = CIL_TASKS,
+                   dataset: str = "dsads_synthetic", method: str = "icarl") -> dict:
+    """Train the first `tasks` tasks of the paper's HAR protocol; time epochs and the rest.
+
+    Returns seconds per epoch (median over all epochs), seconds of per-task work outside the
+    epochs (herding, evaluation; mean), and the projected time of the full 10-task,
+    100-epoch run = 10 · (100 · epoch + per-task).
+    """
+    import tempfile
+
+    from .cil import CILRun, resolve_config
+    from .models.learners.base import Callbacks
+
+    class Clock(Callbacks):
+        def __init__(self):
+            self.last = None
+            self.epochs = []
+
+        def stage(self, learner, t, name, n):
+            self.last = time.perf_counter()
+
+        def epoch_end(self, learner, t, epoch, mean_loss):
+            now = time.perf_counter()
+            self.epochs.append(now - self.last)
+            self.last = now
+
+    with tempfile.TemporaryDirectory() as out:
+        cfg = resolve_config(dict(dataset=dataset, method=method, numerics=numerics,
+                                  epochs=epochs, out=out, trace_every=0))
+        run = CILRun.prepare(cfg)
+        clock = Clock()
+        per_task = []
+        for t in range(tasks):
+            t0 = time.perf_counter()
+            run.learner.learn_task(t, clock)
+            run.learner.evaluate(t)
+            per_task.append(time.perf_counter() - t0)
+    epoch_s = float(np.median(clock.epochs))
+    overhead = float(np.mean(per_task)) - epochs * float(np.mean(clock.epochs))
+    return {"epoch_s": epoch_s, "task_overhead_s": max(overhead, 0.0),
+            "projected_full_run_s": PAPER_TASKS * (PAPER_EPOCHS * epoch_s + max(overhead, 0.0))}
+
+
+def bench_cil(repeats: int) -> list[dict]:
+    epochs = 3 if repeats < 10 else 6
+    times = {p: time_cil_tasks(p, epochs) for p in CIL_PRESETS}
+    base = times["fp32"]["epoch_s"]
+    return [_record(f"cil/dsads_synthetic/icarl/{p}", t["epoch_s"], base,
+                    projected_full_run_s=t["projected_full_run_s"],
+                    task_overhead_s=t["task_overhead_s"]) for p, t in times.items()]
+
+
 SUITES = {"matmul": bench_matmul, "fwht": bench_fwht, "quantize": bench_quantize,
-          "train_step": bench_train_step}
+          "train_step": bench_train_step, "cil": bench_cil}
 
 
 def run(quick: bool = False, only: list[str] | None = None, json_path: str | None = None,
@@ -138,5 +203,8 @@ def format_table(records: list[dict]) -> str:
                 f"{r['ratio']:7.2f}")
         if "element_stages_per_s" in r:
             line += f"   {r['element_stages_per_s'] / 1e9:.2f} G element·stages/s"
+        if "projected_full_run_s" in r:
+            line += (f"   per epoch; full 10-task 100-epoch run ≈ "
+                     f"{r['projected_full_run_s'] / 60:.1f} min")
         lines.append(line)
     return "\n".join(lines)

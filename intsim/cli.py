@@ -31,8 +31,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="run only these suites")
     p.set_defaults(func=_cmd_bench)
 
-    from .cli_cil import register as register_cil
-    register_cil(sub)
+    from . import cli_cil, cli_hw
+    cli_cil.register(sub)
+    cli_hw.register(sub)
     return parser
 
 

@@ -98,6 +98,17 @@ class Numerics:
         """A copy with some fields changed (dataclasses.replace)."""
         return dataclasses.replace(self, **changes)
 
+    @classmethod
+    def from_toml(cls, path) -> "Numerics":
+        """The Numerics of a datapath TOML file (schema: intsim.datapath)."""
+        from .datapath import numerics_from_toml
+        return numerics_from_toml(path)
+
+    def to_toml(self) -> str:
+        """This Numerics as datapath TOML text; from_toml of it gives back an equal Numerics."""
+        from .datapath import numerics_to_toml
+        return numerics_to_toml(self)
+
 
 def _hdqt_operands(sr_bits: int) -> dict:
     nearest = dict(bits=4, rounding="nearest")

@@ -1,0 +1,195 @@
+"""The hardware-verification subcommands: `intsim golden`, `intsim compare`,
+`intsim overflow-report`.
+
+intsim/cli.py adds them with `register(subparsers)`; `python -m intsim.cli_hw COMMAND ...`
+runs them stand-alone. Exit codes: 0 success (compare: everything present matches), 1 a
+mismatch found by compare, 2 bad input (one line `intsim COMMAND: error: ...` on stderr).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+GOLDEN_DESCRIPTION = """\
+Run S seeded training steps of FCNet + a linear head with the datapath's numerics on every
+layer and write every intermediate, in execution order, to an HDF5 file: input and weight
+codes and scales, Hadamard outputs, the random bits consumed by stochastic rounding, per-tile
+accumulator partials before and after the register, tile-sum register values, outputs,
+gradient codes and the updated weights (SGD lr 0.01, momentum 0.9).
+
+Inputs are uniform [-1, 1) float32 from numpy default_rng(SEED), labels uniform over the
+classes. SEED also seeds the weight init; the stochastic-rounding stream uses the datapath's
+`seed` if it has one, else SEED. The layout is documented in intsim/golden.py and the README.
+
+example:
+  intsim golden --datapath examples/datapath_hdqt.toml --model fcnet:16,16,16,4 \\
+      --batch 8 --steps 2 --seed 0 --out golden.h5 --hex hex/"""
+
+COMPARE_DESCRIPTION = """\
+Compare a dump (same HDF5 layout as the golden file, any subset of its tensors) with a golden
+file. Walks the tensors in execution order and reports the first mismatching tensor, the
+element index, expected and actual value and bits, and per-tensor mismatch counts. Tensors of
+the golden file that the dump lacks are listed, not skipped silently.
+
+exit status: 0 every tensor present matches; 1 a mismatch (with --require-all: or a missing
+tensor); 2 bad input."""
+
+OVERFLOW_DESCRIPTION = """\
+Per layer and matmul kind (fwd, grad_in, grad_w): saturation-event rate over training, log2
+histogram of tile partial sums, the observed maximum vs the A2Q-style worst-case bound
+tile·max|a|·max|b|, and the minimum accumulator width that would have avoided every event.
+Writes overflow_summary.csv, overflow_steps.csv, overflow_hist.csv and overflow.png into
+--out; several inputs are drawn side by side.
+
+INPUT is a trace.h5 file (intsim.Trace.to_hdf5) or a run folder containing one (e.g. an
+`intsim cil` run). --train produces the traces first: FCNet on the real smartwatch data under
+each given datapath (preset name or TOML file, optionally with ':hadamard=none|pad|
+largest_pow2' appended), e.g. to show what the Hadamard domain does to accumulator values:
+
+  intsim overflow-report --train hdqt_paper hdqt hdqt:hadamard=none --epochs 5 --out ovf/"""
+
+
+def _error(cmd: str, msg) -> int:
+    print(f"intsim {cmd}: error: {msg}", file=sys.stderr)
+    return 2
+
+
+def cmd_golden(args) -> int:
+    from .golden import write_golden
+    try:
+        res = write_golden(args.datapath, args.model, args.batch, args.steps, args.seed,
+                           args.out, args.hex, args.pack_int4)
+    except (ValueError, FileNotFoundError) as e:
+        return _error("golden", e)
+    print(f"wrote {res.path}: {res.n_tensors} tensors, "
+          f"{res.steps} steps, losses {', '.join(f'{v:.6f}' for v in res.losses)}")
+    if res.hex_manifest:
+        print(f"wrote $readmemh files and {res.hex_manifest}")
+    return 0
+
+
+def cmd_compare(args) -> int:
+    from .compare import compare, format_report, to_json
+    try:
+        res = compare(args.golden, args.dump, bit_patterns=args.bit_patterns)
+    except (ValueError, FileNotFoundError, OSError) as e:
+        return _error("compare", e)
+    print(format_report(res, args.max_list))
+    if args.json:
+        from .io import atomic_write_text
+        atomic_write_text(args.json, json.dumps(to_json(res), indent=1) + "\n")
+    return res.exit_code(args.require_all)
+
+
+def cmd_overflow(args) -> int:
+    import os
+
+    from .overflow import format_table, report, trace_training_run
+    sources = list(args.inputs or [])
+    names = list(args.names) if args.names else None
+    if not sources and not args.train:
+        return _error("overflow-report", "give INPUT trace files/run folders or --train")
+    if names and len(names) != len(sources) + len(args.train or []):
+        return _error("overflow-report", "--names needs one name per input (and per --train)")
+    out = args.out or "overflow-report"
+    try:
+        for spec in args.train or []:
+            from .datapath import resolve
+            dp = resolve(spec)
+            run_dir = os.path.join(out, "runs", dp.numerics.name)
+            print(f"training FCNet on watch under {dp.numerics.name} → {run_dir}",
+                  file=sys.stderr)
+            cfg = trace_training_run(dp, run_dir, args.epochs, args.seed, hidden=args.hidden,
+                                     batch=args.batch, max_steps=args.max_steps)
+            print(f"  {cfg['steps']} steps, test accuracy {cfg['test_accuracy']:.3f}",
+                  file=sys.stderr)
+            sources.append(run_dir)
+        summary = report(sources, out, names, plot=not args.no_plot)
+    except (ValueError, FileNotFoundError, OSError) as e:
+        return _error("overflow-report", e)
+    print(format_table(summary))
+    print(f"\nwrote {out}/overflow_summary.csv, overflow_steps.csv, overflow_hist.csv"
+          + ("" if args.no_plot else ", overflow.png"))
+    return 0
+
+
+def register(subparsers) -> None:
+    """Add `golden`, `compare` and `overflow-report` to an argparse subparsers object."""
+    raw = argparse.RawDescriptionHelpFormatter
+    p = subparsers.add_parser("golden", help="write golden vectors of seeded training steps",
+                              description=GOLDEN_DESCRIPTION, formatter_class=raw)
+    p.add_argument("--datapath", required=True, metavar="FILE.toml",
+                   help="datapath description (TOML, see examples/) or a preset name")
+    p.add_argument("--model", default="fcnet:16,16,16,4",
+                   metavar="fcnet:IN,HIDDEN,FEATURE[,CLASSES]",
+                   help="FCNet backbone dims and head classes (default fcnet:16,16,16,4; "
+                        "CLASSES defaults to 10)")
+    p.add_argument("--batch", type=int, default=8, help="batch size (default 8)")
+    p.add_argument("--steps", type=int, default=2, help="training steps (default 2)")
+    p.add_argument("--seed", type=int, default=None,
+                   help="data/init seed (default: the datapath's seed, else 0)")
+    p.add_argument("--out", default="golden.h5", metavar="FILE.h5",
+                   help="output HDF5 file (default golden.h5)")
+    p.add_argument("--hex", metavar="DIR",
+                   help="also write one $readmemh text file per tensor and manifest.json")
+    p.add_argument("--pack-int4", action="store_true",
+                   help="with --hex: pack tensors of ≤ 4 bits two per byte, low nibble first")
+    p.set_defaults(func=cmd_golden)
+
+    c = subparsers.add_parser("compare", help="compare a hardware dump with golden vectors",
+                              description=COMPARE_DESCRIPTION, formatter_class=raw)
+    c.add_argument("golden", metavar="GOLDEN.h5", help="file written by `intsim golden`")
+    c.add_argument("dump", metavar="DUMP.h5", help="dump in the same layout (any subset)")
+    c.add_argument("--require-all", action="store_true",
+                   help="exit 1 also when a golden tensor is missing from the dump")
+    c.add_argument("--bit-patterns", action="store_true",
+                   help="compare integers modulo 2^bits (dumps of raw unsigned register "
+                        "patterns, e.g. 0xf9 for -7 at 8 bits)")
+    c.add_argument("--max-list", type=int, default=20, metavar="N",
+                   help="list at most N tensors per section (default 20)")
+    c.add_argument("--json", metavar="PATH", help="also write the result as JSON")
+    c.set_defaults(func=cmd_compare)
+
+    o = subparsers.add_parser("overflow-report",
+                              help="accumulator overflow statistics of traced runs",
+                              description=OVERFLOW_DESCRIPTION, formatter_class=raw)
+    o.add_argument("inputs", nargs="*", metavar="INPUT",
+                   help="trace.h5 files or run folders containing one")
+    o.add_argument("--out", metavar="DIR", help="output folder (default ./overflow-report)")
+    o.add_argument("--names", nargs="+", metavar="NAME",
+                   help="legend names, one per input (then per --train datapath)")
+    o.add_argument("--train", nargs="+", metavar="DATAPATH",
+                   help="first train FCNet on the watch data under each datapath (preset or "
+                        "TOML, optional ':hadamard=RULE') and report on those traces")
+    o.add_argument("--epochs", type=int, default=5, help="--train epochs (default 5)")
+    o.add_argument("--seed", type=int, default=0, help="--train seed (default 0)")
+    o.add_argument("--hidden", type=int, default=None,
+                   help="--train FCNet width (default: the 54 input features, in→in→in)")
+    o.add_argument("--batch", type=int, default=128, help="--train batch size (default 128)")
+    o.add_argument("--max-steps", type=int, metavar="N",
+                   help="--train: stop after N optimizer steps (smoke tests)")
+    o.add_argument("--no-plot", action="store_true", help="write the CSVs only")
+    o.set_defaults(func=cmd_overflow)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="intsim", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    register(sub)
+    return parser
+
+
+def main(argv=None) -> int:
+    """Stand-alone entry point: `python -m intsim.cli_hw golden|compare|overflow-report …`."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 0
+    return args.func(args) or 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -121,8 +121,10 @@ def int_matmul(a: np.ndarray, b: np.ndarray, acc: Accumulator, *, trace=None,
     prod = _absmax(a2) * _absmax(b)
     lo, hi = acc.range
     mode = K.MODE_CODES[acc.mode]
-    if mode in (K.SATURATE, K.WRAP):
-        reg_bound = max(-lo, hi, 1 << (acc.bits - 1)) + prod
+    if mode == K.SATURATE:
+        reg_bound = max(-lo, hi) + prod
+    elif mode == K.WRAP:
+        reg_bound = (1 << acc.bits) + prod          # room for s + 2^(bits-1) before masking
     else:
         reg_bound = tile * prod
     if acc.tile_sum_bits is None and n_tiles * max(reg_bound, -lo, hi) >= 1 << 63:

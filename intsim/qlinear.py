@@ -102,7 +102,10 @@ def make_operand(x: np.ndarray, spec: Optional[QuantSpec], rng, trace, label: st
         _record(label + "/scale", q.scale)
         return Operand(q.codes, q.scale, None if np.isinf(q.clip_value) else q.clip_value)
     qs = [_quantize_one(xf[g], spec, rng, None, label) for g in range(xf.shape[0])]
-    codes = np.stack([q.codes for q in qs]) if qs else np.zeros(x.shape, np.int8)
+    if len(qs) == 1:
+        codes = qs[0].codes[None]
+    else:
+        codes = np.stack([q.codes for q in qs]) if qs else np.zeros(x.shape, np.int8)
     scales = np.array([q.scale for q in qs], np.float32)
     clips = np.array([q.clip_value for q in qs], np.float32)
     if trace is not None and qs:
@@ -154,7 +157,10 @@ def _ste_mask(grad: np.ndarray, x: np.ndarray, clip, grouped: bool) -> np.ndarra
     m = np.asarray(clip, np.float32)
     if grouped:
         m = m.reshape((-1,) + (1,) * (x.ndim - 1))
-    return np.where(np.abs(x) > m, np.float32(0), grad)
+    clipped = (x > m) | (x < -m)
+    if clipped.any():
+        grad = np.where(clipped, np.float32(0), grad)
+    return grad
 
 
 def linear_forward(x: np.ndarray, W: np.ndarray, numerics: Numerics = None, rng=None,

@@ -71,6 +71,8 @@ def _tile_macs(r, e, x, xmax, a, m0, k0, k1, b, mode, lo, hi, bits, count):
     """
     T = r.dtype.type
     r0, r1, r2, r3 = r[0], r[1], r[2], r[3]
+    half = T(np.int64(1) << (bits - 1))
+    mask = T((np.int64(1) << bits) - 1)
     for k in range(k0, k1):
         a0, a1, a2, a3 = T(a[m0, k]), T(a[m0 + 1, k]), T(a[m0 + 2, k]), T(a[m0 + 3, k])
         if a0 == 0 and a1 == 0 and a2 == 0 and a3 == 0:
@@ -95,17 +97,18 @@ def _tile_macs(r, e, x, xmax, a, m0, k0, k1, b, mode, lo, hi, bits, count):
         elif mode == SATURATE:
             for n in range(r0.size):
                 bv = brow[n]
-                r0[n] = _sat(r0[n], T(a0 * bv), lo, hi)[0]
-                r1[n] = _sat(r1[n], T(a1 * bv), lo, hi)[0]
-                r2[n] = _sat(r2[n], T(a2 * bv), lo, hi)[0]
-                r3[n] = _sat(r3[n], T(a3 * bv), lo, hi)[0]
-        elif mode == WRAP:
+                # sums fit T (the register dtype is chosen so): compare in narrow lanes
+                r0[n] = min(max(T(r0[n] + T(a0 * bv)), lo), hi)
+                r1[n] = min(max(T(r1[n] + T(a1 * bv)), lo), hi)
+                r2[n] = min(max(T(r2[n] + T(a2 * bv)), lo), hi)
+                r3[n] = min(max(T(r3[n] + T(a3 * bv)), lo), hi)
+        elif mode == WRAP:      # T holds 2^bits + |a·b|: wrap in narrow lanes
             for n in range(r0.size):
                 bv = brow[n]
-                r0[n] = T(_wrap(r0[n], T(a0 * bv), bits)[0])
-                r1[n] = T(_wrap(r1[n], T(a1 * bv), bits)[0])
-                r2[n] = T(_wrap(r2[n], T(a2 * bv), bits)[0])
-                r3[n] = T(_wrap(r3[n], T(a3 * bv), bits)[0])
+                r0[n] = T(T(T(r0[n] + T(a0 * bv)) + half) & mask) - half
+                r1[n] = T(T(T(r1[n] + T(a1 * bv)) + half) & mask) - half
+                r2[n] = T(T(T(r2[n] + T(a2 * bv)) + half) & mask) - half
+                r3[n] = T(T(T(r3[n] + T(a3 * bv)) + half) & mask) - half
         else:                              # EXACT and CLAMP_TILE: exact tile sum
             for n in range(r0.size):
                 bv = brow[n]

@@ -142,9 +142,10 @@ def int_matmul(a: np.ndarray, b: np.ndarray, acc: Accumulator, *, trace=None,
     out = np.empty((padded, N), np.int64)
     events, tiles_hit, ts_events = (np.zeros(shape, np.int32) for _ in range(3))
     stats = np.zeros((padded // K.ROWS, 3 + K.HIST_BINS), np.int64)
+    exact_proto = np.empty(0, np.int32 if tile * prod < 1 << 31 else np.int64)
     K.tiled_matmul(ap, np.ascontiguousarray(b, dtype=rdt), tile, mode, lo, hi, acc.bits,
                    ts_mode, ts_lo, ts_hi, acc.tile_sum_bits or 64, count,
-                   out, events, tiles_hit, ts_events, stats)
+                   out, events, tiles_hit, ts_events, stats, exact_proto)
     if count:
         agg = stats.max(axis=0) if stats.size else np.zeros(3, np.int64)
         hist = stats[:, 3:].sum(axis=0)

@@ -1,41 +1,28 @@
-"""Every numerics preset learns the real watch HAR data (seglearn recordings, offline)."""
+"""Every numerics preset learns the real watch HAR data (seglearn recordings, offline).
+
+The training loop is scripts/preset_accuracy.py's, which reports the accuracy table."""
 import numpy as np
 import pytest
 
-from intsim import SRStream, Trace, preset
-from intsim.datasets import load_dataset, minmax_preprocess
-from intsim.losses import cross_entropy
-from intsim.models import FCNet, IncrementalNet
-from intsim.optim import SGD
+from intsim import Trace
 
 
-def watch_split():
-    ds = load_dataset("watch")
-    test = np.isin(ds.subject, [9, 10])                  # two held-out subjects
-    Xtr, Xte = minmax_preprocess()(ds.X[~test], ds.X[test])
-    return Xtr, ds.y[~test], Xte, ds.y[test]
+def _script():
+    import importlib.util
+    from pathlib import Path
+    path = Path(__file__).resolve().parents[1] / "scripts" / "preset_accuracy.py"
+    spec = importlib.util.spec_from_file_location("preset_accuracy", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+SCRIPT = _script()
+watch_split, _train = SCRIPT.watch_split, SCRIPT.train
 
 
 def train(numerics, Xtr, ytr, epochs=8, seed=0, trace=None):
-    net = IncrementalNet(FCNet(Xtr.shape[1], 54, 54, seed=seed), int(ytr.max()) + 1, seed=seed)
-    net.set_numerics(preset(numerics))
-    net.set_rng(SRStream(seed))
-    if trace is not None:
-        net.set_trace(trace)
-    opt = SGD(net, lr=0.05, momentum=0.9, weight_decay=2e-4)
-    order = np.random.default_rng(seed)
-    for epoch in range(epochs):
-        perm = order.permutation(len(Xtr))
-        for i in range(0, len(perm), 64):
-            b = perm[i:i + 64]
-            net.zero_grad()
-            _, g = cross_entropy(net.forward(Xtr[b]), ytr[b])
-            net.backward(g)
-            opt.step()
-            if trace is not None:
-                trace.step += 1
-    net.eval()
-    return net
+    return _train(numerics, Xtr, ytr, epochs, seed, trace)
 
 
 @pytest.fixture(scope="module")

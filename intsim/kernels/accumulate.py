@@ -49,18 +49,6 @@ def wrap_to(s, bits):
     return ((s + half) & ((half << 1) - 1)) - half
 
 
-@numba.njit(cache=True, inline="always")
-def _sat(r, p, lo, hi):
-    s = r + p
-    return min(max(s, lo), hi), s
-
-
-@numba.njit(cache=True, inline="always")
-def _wrap(r, p, bits):
-    s = np.int64(r + p)
-    return wrap_to(s, bits), s
-
-
 @numba.njit(cache=True)
 def _tile_macs(r, e, x, xmax, a, m0, k0, k1, b, mode, lo, hi, bits, count):
     """Run k = k0..k1-1 of one tile for rows m0..m0+3 through the registers r (4, N).
@@ -81,19 +69,36 @@ def _tile_macs(r, e, x, xmax, a, m0, k0, k1, b, mode, lo, hi, bits, count):
         if count:
             for j in range(ROWS):
                 aj = T(a[m0 + j, k])
+                if aj == 0:
+                    continue
                 rj, ej, xj, xmj = r[j], e[j], x[j], xmax[j]
-                for n in range(rj.size):
-                    p = T(aj * brow[n])
-                    xj[n] += p
-                    xmj[n] = max(xmj[n], abs(xj[n]))
-                    if mode == SATURATE:
-                        c, s = _sat(rj[n], p, lo, hi)
-                    elif mode == WRAP:
-                        c, s = _wrap(rj[n], p, bits)
-                    else:
-                        c = s = rj[n] + p
-                    ej[n] += c != s
-                    rj[n] = T(c)
+                if mode == SATURATE:
+                    for n in range(rj.size):
+                        p = T(aj * brow[n])
+                        xv = xj.dtype.type(xj[n] + p)
+                        xj[n] = xv
+                        xmj[n] = max(xmj[n], abs(xv))
+                        s = T(rj[n] + p)
+                        c = min(max(s, lo), hi)
+                        ej[n] += c != s
+                        rj[n] = c
+                elif mode == WRAP:
+                    for n in range(rj.size):
+                        p = T(aj * brow[n])
+                        xv = xj.dtype.type(xj[n] + p)
+                        xj[n] = xv
+                        xmj[n] = max(xmj[n], abs(xv))
+                        s = T(rj[n] + p)
+                        c = T(T(s + half) & mask) - half
+                        ej[n] += c != s
+                        rj[n] = c
+                else:
+                    for n in range(rj.size):
+                        p = T(aj * brow[n])
+                        xv = xj.dtype.type(xj[n] + p)
+                        xj[n] = xv
+                        xmj[n] = max(xmj[n], abs(xv))
+                        rj[n] = T(rj[n] + p)
         elif mode == SATURATE:
             for n in range(r0.size):
                 bv = brow[n]
@@ -120,15 +125,15 @@ def _tile_macs(r, e, x, xmax, a, m0, k0, k1, b, mode, lo, hi, bits, count):
 
 @numba.njit(cache=True)
 def _row_block(blk, a, b, tile, mode, lo, hi, bits, ts_mode, ts_lo, ts_hi, ts_bits, count,
-               out, events, tiles_hit, ts_events, stats):
+               out, events, tiles_hit, ts_events, stats, exact_proto):
     """Rows 4·blk … 4·blk+3 of tiled_matmul (see there); lo, hi of the register dtype."""
     M, K = a.shape
     N = b.shape[1]
     m0 = blk * ROWS
     r = np.zeros((ROWS, N), b.dtype)
     e = np.zeros((ROWS, N), np.int32)
-    x = np.zeros((ROWS, N), np.int64)
-    xmax = np.zeros((ROWS, N), np.int64)
+    x = np.zeros((ROWS, N), exact_proto.dtype)      # exact running sums (traced calls)
+    xmax = np.zeros((ROWS, N), exact_proto.dtype)
     total = np.zeros((ROWS, N), np.int64)
     st = stats[blk]
     for k0 in range(0, K, tile):
@@ -139,60 +144,66 @@ def _row_block(blk, a, b, tile, mode, lo, hi, bits, ts_mode, ts_lo, ts_hi, ts_bi
         _tile_macs(r, e, x, xmax, a, m0, k0, min(K, k0 + tile), b, mode, lo, hi, bits, count)
         for j in range(ROWS):
             m = m0 + j
-            for n in range(N):
-                p = np.int64(r[j, n])
-                ev = np.int32(0)
+            rj, tj = r[j], total[j]
+            for n in range(N):                     # end of tile: C, then the tile-sum register
+                p = np.int64(rj[n])
                 if mode == CLAMP_TILE:
-                    c = min(max(p, np.int64(lo)), np.int64(hi))
-                    ev = np.int32(c != p)
-                    p = c
-                t = total[j, n] + p
+                    cp = min(max(p, np.int64(lo)), np.int64(hi))
+                    if count:
+                        e[j, n] = cp != p
+                    p = cp
+                t = tj[n] + p
                 if ts_mode == TS_SATURATE:
                     c = min(max(t, ts_lo), ts_hi)
                 elif ts_mode == TS_WRAP:
                     c = wrap_to(t, ts_bits)
                 else:
                     c = t
-                total[j, n] = c
                 if count:
                     ts_events[m, n] += c != t
-                    if mode == SATURATE or mode == WRAP:
-                        ev = e[j, n]
-                    events[m, n] += ev
-                    tiles_hit[m, n] += ev > 0
-                    st[0] = max(st[0], abs(x[j, n]))
-                    st[2] = max(st[2], abs(c))
-                    st[3 + bit_length(x[j, n])] += 1
+                tj[n] = c
+            if count:                              # statistics of this tile (traced calls)
+                ev_row, hit_row = events[m], tiles_hit[m]
+                ej, xj = e[j], x[j]
+                pmax, tmax = st[0], st[2]
+                xj = x[j]
+                for n in range(N):
+                    ev_row[n] += ej[n]
+                    hit_row[n] += ej[n] > 0
+                    pmax = max(pmax, np.int64(abs(xj[n])))
+                    tmax = max(tmax, abs(tj[n]))
+                    st[3 + bit_length(xj[n])] += 1
+                st[0], st[2] = pmax, tmax
     if count:
-        st[1] = xmax.max()
+        st[1] = np.int64(xmax.max())
     out[m0:m0 + ROWS, :] = total
 
 
 @numba.njit(cache=True, parallel=True)
 def _tiled_matmul_parallel(a, b, tile, mode, lo, hi, bits, ts_mode, ts_lo, ts_hi, ts_bits,
-                           count, out, events, tiles_hit, ts_events, stats):
+                           count, out, events, tiles_hit, ts_events, stats, exact_proto):
     lo = b.dtype.type(lo)
     hi = b.dtype.type(hi)
     for blk in numba.prange(a.shape[0] // ROWS):
         _row_block(blk, a, b, tile, mode, lo, hi, bits, ts_mode, ts_lo, ts_hi, ts_bits, count,
-                   out, events, tiles_hit, ts_events, stats)
+                   out, events, tiles_hit, ts_events, stats, exact_proto)
 
 
 @numba.njit(cache=True)
 def _tiled_matmul_serial(a, b, tile, mode, lo, hi, bits, ts_mode, ts_lo, ts_hi, ts_bits,
-                         count, out, events, tiles_hit, ts_events, stats):
+                         count, out, events, tiles_hit, ts_events, stats, exact_proto):
     lo = b.dtype.type(lo)
     hi = b.dtype.type(hi)
     for blk in range(a.shape[0] // ROWS):
         _row_block(blk, a, b, tile, mode, lo, hi, bits, ts_mode, ts_lo, ts_hi, ts_bits, count,
-                   out, events, tiles_hit, ts_events, stats)
+                   out, events, tiles_hit, ts_events, stats, exact_proto)
 
 
 PARALLEL_MIN_MACS = 1 << 21   # smaller calls run on one thread: waking threads costs more
 
 
 def tiled_matmul(a, b, tile, mode, lo, hi, bits, ts_mode, ts_lo, ts_hi, ts_bits, count,
-                 out, events, tiles_hit, ts_events, stats):
+                 out, events, tiles_hit, ts_events, stats, exact_proto):
     """out = a · b through the tiled accumulator; rows in blocks of 4, blocks in parallel.
 
     a (M, K) with M a multiple of 4 and b (K, N): integer arrays of the register dtype
@@ -201,12 +212,13 @@ def tiled_matmul(a, b, tile, mode, lo, hi, bits, ts_mode, ts_lo, ts_hi, ts_bits,
     were clamped in CLAMP_TILE), tiles_hit (tiles with ≥ 1 event), ts_events (tile-sum
     register overflows); and per row block, stats[blk] = [max |exact tile partial|,
     max |exact prefix sum within a tile|, max |tile-sum value|, log2 histogram of exact
-    tile partials (HIST_BINS entries)].
+    tile partials (HIST_BINS entries)]. exact_proto: an empty array whose integer dtype holds
+    every exact running sum inside a tile (int32 when tile·max|a·b| < 2^31).
     """
     kernel = (_tiled_matmul_parallel if a.shape[0] * a.shape[1] * b.shape[1] >= PARALLEL_MIN_MACS
               else _tiled_matmul_serial)
     kernel(a, b, tile, mode, lo, hi, bits, ts_mode, ts_lo, ts_hi, ts_bits, count,
-           out, events, tiles_hit, ts_events, stats)
+           out, events, tiles_hit, ts_events, stats, exact_proto)
 
 
 # --- slow reference: plain Python ints -------------------------------------------------------

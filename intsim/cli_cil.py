@@ -1,7 +1,6 @@
 """The `intsim cil` and `intsim demo` subcommands.
 
-intsim/cli.py adds them with `register(subparsers)`; `python -m intsim.cli_cil cil ...` runs
-them stand-alone. Bad input (unknown data set, method or preset, a missing data folder, a bad
+intsim/cli.py adds them with `register(subparsers)`. Bad input (unknown data set, method or preset, a missing data folder, a bad
 config file) prints one line `intsim cil: error: ...` to stderr and exits with code 2.
 """
 from __future__ import annotations
@@ -226,19 +225,3 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print(f"wrote {out}/comparison.png, {out}/summary.json and one run folder per preset and "
           f"seed ({out}/<preset>-seed<k>/)")
     return 0
-
-
-def main(argv=None) -> int:
-    """Stand-alone entry: python -m intsim.cli_cil {cil,demo} ..."""
-    parser = argparse.ArgumentParser(prog="intsim")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    register(sub)
-    args = parser.parse_args(argv)
-    if args.command is None:
-        parser.print_help()
-        return 0
-    return args.func(args) or 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

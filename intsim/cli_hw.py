@@ -1,8 +1,7 @@
 """The hardware-verification subcommands: `intsim golden`, `intsim compare`,
 `intsim overflow-report`.
 
-intsim/cli.py adds them with `register(subparsers)`; `python -m intsim.cli_hw COMMAND ...`
-runs them stand-alone. Exit codes: 0 success (compare: everything present matches), 1 a
+intsim/cli.py adds them with `register(subparsers)`. Exit codes: 0 success (compare: everything present matches), 1 a
 mismatch found by compare, 2 bad input (one line `intsim COMMAND: error: ...` on stderr).
 """
 from __future__ import annotations
@@ -171,25 +170,3 @@ def register(subparsers) -> None:
                    help="--train: stop after N optimizer steps (smoke tests)")
     o.add_argument("--no-plot", action="store_true", help="write the CSVs only")
     o.set_defaults(func=cmd_overflow)
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="intsim", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    register(sub)
-    return parser
-
-
-def main(argv=None) -> int:
-    """Stand-alone entry point: `python -m intsim.cli_hw golden|compare|overflow-report …`."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if args.command is None:
-        parser.print_help()
-        return 0
-    return args.func(args) or 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -524,8 +524,8 @@ def run_golden(datapath: Union[str, os.PathLike, Numerics, Datapath],
                 momentum=momentum, weight_decay=0.0, loss="cross_entropy (batch mean)",
                 inputs="x ~ default_rng(seed).uniform(-1, 1, (batch, IN)) as float32, then "
                        "labels ~ .integers(0, CLASSES, batch), per step",
-                init=f"FCNet(IN, HIDDEN, FEATURE, seed=seed); head seed child_seed(seed, 1); "
-                     f"SRStream(sr_seed) for every layer",
+                init="FCNet(IN, HIDDEN, FEATURE, seed=seed); head seed child_seed(seed, 1); "
+                     "SRStream(sr_seed) for every layer",
                 losses=np.array(losses, np.float64), n_tensors=len(tensors))
     return tensors, root
 

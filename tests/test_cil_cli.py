@@ -1,6 +1,6 @@
 """`intsim cil` / `intsim demo`: outputs, config resolution, reproducibility, resume after a
-kill, bad input. Runs the subcommands through intsim.cli_cil (stand-alone parser) and, for the
-kill test, as a subprocess `python -m intsim.cli_cil`."""
+kill, bad input. Runs the subcommands through intsim.cli.main and, for the
+kill test, as a subprocess `python -m intsim.cli`."""
 import json
 import os
 import subprocess
@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from intsim import cil
-from intsim.cli_cil import main
+from intsim.cli import main
 
 TINY = """\
 dataset = "synthetic"
@@ -153,7 +153,7 @@ def test_cli_bad_config_and_existing_output(tmp_path, capsys, monkeypatch):
 def test_missing_data_dir_is_a_clean_error(tmp_path):
     env = {k: v for k, v in os.environ.items() if k != "INTSIM_DATA"}
     for extra in ([], ["--data-dir", str(tmp_path / "nowhere")]):
-        res = subprocess.run([sys.executable, "-m", "intsim.cli_cil", "cil", "--dataset",
+        res = subprocess.run([sys.executable, "-m", "intsim.cli", "cil", "--dataset",
                               "dsads", "--method", "icarl", "--numerics", "fp32", "--out",
                               str(tmp_path / "o"), *extra], capture_output=True, text=True,
                              env=env, timeout=120)
@@ -172,7 +172,7 @@ def _checkpoint_arrays(path):
 def test_resume_after_kill_gives_identical_metrics(tmp_path):
     cfg = tiny_config(tmp_path, "der", epochs=600)
     ref, killed = tmp_path / "ref", tmp_path / "killed"
-    cmd = [sys.executable, "-m", "intsim.cli_cil", "cil", "--config", cfg, "--quiet", "--seed", "2"]
+    cmd = [sys.executable, "-m", "intsim.cli", "cil", "--config", cfg, "--quiet", "--seed", "2"]
     proc = subprocess.Popen(cmd + ["--out", str(killed)], stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE)
     first = killed / "checkpoints" / "task000.npz"

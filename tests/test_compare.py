@@ -6,7 +6,7 @@ import h5py
 import numpy as np
 import pytest
 
-from intsim.cli_hw import main as hw_main
+from intsim.cli import main as hw_main
 from intsim.compare import compare, format_report
 from intsim.golden import read_op_order, write_golden
 

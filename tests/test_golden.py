@@ -12,7 +12,7 @@ from hypothesis import given, settings
 
 from helpers import run_python
 from intsim import SRStream, preset
-from intsim.cli_hw import main as hw_main
+from intsim.cli import main as hw_main
 from intsim.golden import (FORMAT, element_random_bits, hadamard_range, parse_model, read_hex,
                            read_op_order, run_golden, to_hex_lines, width_of_range, write_golden)
 from intsim.kernels.hashing import element_bits
@@ -243,7 +243,7 @@ def test_cli_golden(tmp_path, capsys):
 
 GOLDEN_CODE = """
 import sys
-from intsim.cli_hw import main
+from intsim.cli import main
 sys.exit(main(["golden", "--datapath", "hdqt", "--model", "fcnet:96,80,64,10", "--batch", "40",
                "--steps", "2", "--seed", "4", "--out", {out!r}]))
 """
@@ -257,7 +257,7 @@ def test_thread_count_reproducibility(tmp_path):
         out = str(tmp_path / f"t{threads}.h5")
         run_python(GOLDEN_CODE.format(out=out), threads)
         outs.append(out)
-    code = ("import sys; from intsim.cli_hw import main; "
+    code = ("import sys; from intsim.cli import main; "
             f"sys.exit(main(['compare', {outs[0]!r}, {outs[1]!r}, '--require-all']))")
     env = dict(os.environ)
     import subprocess

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from intsim import Accumulator, Trace, int_matmul, preset, quantize
-from intsim.cli_hw import main as hw_main
+from intsim.cli import main as hw_main
 from intsim.datapath import dumps
 from intsim.overflow import (bit_width, format_table, load_run, report, summarize,
                              trace_training_run)

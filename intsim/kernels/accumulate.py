@@ -11,8 +11,6 @@ register codes: TS_NONE (int64, unbounded), TS_SATURATE, TS_WRAP.
 Every output is computed independently, so parallelising over rows (prange) cannot change
 any result. Loops run over range(arr.size) of slices so LLVM can vectorise them.
 """
-import math
-
 import numba
 import numpy as np
 from llvmlite import ir

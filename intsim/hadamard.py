@@ -18,9 +18,10 @@ from __future__ import annotations
 
 import math
 import operator
-from typing import Optional, Union
+from typing import Union
 
 import numpy as np
+from numpy.typing import ArrayLike, DTypeLike
 
 from intsim.kernels.fwht import (
     fwht_flat_par,
@@ -44,10 +45,14 @@ __all__ = [
 
 BlockArg = Union[None, str, int]
 
-# Work (output elements x log2 p) above which the prange kernels are used. Below it the
-# serial kernels are faster (thread wake-up costs several microseconds). Either path gives
-# identical bits; this is purely a speed knob (measured on 2 cores, /work/frag/bench_fwht.py).
-_PARALLEL_MIN_WORK = 1 << 17
+# Work (output elements x (log2 p + 1)) from which the prange kernels are used; either path
+# gives identical bits, so this is only a speed knob. On an idle 2-core machine prange wins
+# from ~1e5 (e.g. 128 x 512 int32: 33 us serial, 19 us parallel). But when another process
+# keeps one core busy, every prange call waits for its worker thread for about a scheduler
+# time slice (measured 6-7 ms for 128 x 512 and 128 x 4096, against 29 us / 350 us serial).
+# So the default is robust: parallel only for jobs whose serial time is several ms, where
+# that stall is bounded by the gain. Set to ~1 << 17 on a dedicated machine.
+_PARALLEL_MIN_WORK = 1 << 24
 
 # Input bits of each accepted integer dtype (unsigned types need one more bit as signed).
 _INT_BITS = {
@@ -111,13 +116,16 @@ def block_size(n: int, block: BlockArg = None) -> int:
     return p
 
 
-def result_dtype(dtype, p: int) -> np.dtype:
+def result_dtype(dtype: DTypeLike, p: int) -> np.dtype:
     """Output dtype of fwht for input `dtype` and block p.
 
     Integers: smallest of int8/16/32/64 with >= b + log2(p) bits, b = itemsize*8 for signed
     and itemsize*8 + 1 for unsigned input (ValueError if more than 64 bits are needed).
     float32/float64: unchanged. Anything else: ValueError naming `x`.
     """
+    p = _as_int(p, "p")
+    if p < 1 or p & (p - 1):
+        raise ValueError(f"result_dtype: `p` must be a power of two >= 1; got {p}")
     dt = np.dtype(dtype)
     if not dt.isnative:
         dt = dt.newbyteorder("=")
@@ -142,7 +150,7 @@ def result_dtype(dtype, p: int) -> np.dtype:
     return out
 
 
-def hadamard_matrix(n: int, dtype=np.int64) -> np.ndarray:
+def hadamard_matrix(n: int, dtype: DTypeLike = np.int64) -> np.ndarray:
     """Explicit Sylvester matrix H_n (n a power of two), natural order, entries +-1.
 
     Built by the recursion H_1 = [1], H_2k = [[H_k, H_k], [H_k, -H_k]]; O(n^2) memory — for
@@ -157,7 +165,7 @@ def hadamard_matrix(n: int, dtype=np.int64) -> np.ndarray:
     return h.astype(dtype, copy=False)
 
 
-def fwht(x, axis: int = -1, block: BlockArg = None) -> np.ndarray:
+def fwht(x: ArrayLike, axis: int = -1, block: BlockArg = None) -> np.ndarray:
     """Unnormalized block Walsh–Hadamard transform of `x` along `axis` (batched elsewhere).
 
     y = diag(H_p, ..., H_p) · x along `axis`, H_p the natural-order Sylvester matrix,
@@ -179,7 +187,7 @@ def fwht(x, axis: int = -1, block: BlockArg = None) -> np.ndarray:
     shape = x.shape
     n = shape[ax]
     p = block_size(n, block) if block is not None else (n & -n if n else 1)
-    m = p if (type(block) is str and n) else n
+    m = p if (n and isinstance(block, str)) else n
     dt = x.dtype
     odt = _dtype_cache.get((dt, p))
     if odt is None:
@@ -195,8 +203,8 @@ def fwht(x, axis: int = -1, block: BlockArg = None) -> np.ndarray:
     xf = x.reshape(-1)
     of = out.reshape(-1)
     parallel = of.size * p.bit_length() >= _PARALLEL_MIN_WORK
-    if ax != ndim - 1:
-        post = math.prod(shape[ax + 1:])
+    post = math.prod(shape[ax + 1:]) if ax != ndim - 1 else 1
+    if post != 1:
         (fwht_mid_par if parallel else fwht_mid_ser)(xf, of, n, m, post, p)
     elif m == n:
         (fwht_flat_par if parallel else fwht_flat_ser)(xf, of, p)

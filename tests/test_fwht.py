@@ -134,6 +134,12 @@ def test_result_dtype_overflow(dt, p):
         result_dtype(dt, p)
 
 
+def test_result_dtype_bad_p():
+    for bad in (0, 3, -2):
+        with pytest.raises(ValueError, match="`p`"):
+            result_dtype(np.int8, bad)
+
+
 def test_growth_overflow_from_fwht():
     with pytest.raises(ValueError, match="`x`"):
         fwht(np.ones((2, 4), np.int64))
@@ -228,6 +234,7 @@ def test_pad_mode(n, path):
     y = fwht(x, block="pad")
     assert y.shape == (3, m) and y.dtype == result_dtype(np.int8, m)
     assert np.array_equal(as_obj(y), fwht_reference(pad_to(x, m), m))
+    assert np.array_equal(fwht(x, block=np.str_("pad")), y)
     if m == n:
         assert np.array_equal(y, fwht(x))
     # pad along a leading axis
@@ -238,7 +245,8 @@ def test_pad_mode(n, path):
 
 @pytest.mark.parametrize("shape,axis", [((5, 3, 12), 0), ((3, 12, 5), 1), ((3, 5, 12), 2),
                                         ((3, 5, 12), -1), ((4, 16, 300), -2), ((2, 2, 8, 3, 2), 2),
-                                        ((40, 3), 0), ((8,), 0), ((1, 1, 16), 0)])
+                                        ((40, 3), 0), ((8,), 0), ((1, 1, 16), 0),
+                                        ((3, 24, 1, 1), 1)])
 def test_axes_and_batching(shape, axis, path):
     rng = np.random.default_rng(len(shape) * 10 + axis)
     x = random_ints(rng, np.int16, shape)
@@ -262,6 +270,9 @@ def test_noncontiguous_fortran_bigendian_inputs():
     assert np.array_equal(as_obj(fwht(np.asfortranarray(base[:, ::2]))), want)
     assert np.array_equal(as_obj(fwht(base[:, ::2].astype(">i2"))), want)
     assert np.array_equal(as_obj(fwht(base[::2])), fwht_reference(base[::2], 64))
+    ro = base[::2].copy()
+    ro.setflags(write=False)  # read-only input works and stays untouched
+    assert np.array_equal(as_obj(fwht(ro)), fwht_reference(base[::2], 64))
     # python lists are accepted (int64, p = 1 -> identity)
     assert fwht([1, 2, 3]).tolist() == [1, 2, 3]
     assert fwht(np.array([1, 2], np.int8)).tolist() == [3, -1]
@@ -429,43 +440,46 @@ def test_float_order_is_observable():
 # ---------------------------------------------------------------------------------------
 _THREAD_SCRIPT = r"""
 import hashlib, numpy as np
-from intsim.hadamard import fwht
+import intsim.hadamard as hmod
+hmod._PARALLEL_MIN_WORK = 0  # force the prange kernels
 rng = np.random.default_rng(2024)
-x = (rng.standard_normal((64, 4096)) * np.exp2(rng.integers(-30, 30, (64, 4096)))).astype(np.float32)
-outs = [fwht(x), fwht(x[:, :4000], block="pad"), fwht(np.ascontiguousarray(x.T), axis=0),
-        fwht(x.reshape(64, 512, 8), axis=1)]
+x = (rng.standard_normal((64, 1024)) * np.exp2(rng.integers(-30, 30, (64, 1024)))).astype(np.float32)
+outs = [hmod.fwht(x), hmod.fwht(x[:, :1000], block="pad"),
+        hmod.fwht(np.ascontiguousarray(x.T), axis=0), hmod.fwht(x.reshape(64, 128, 8), axis=1),
+        hmod.fwht(x.reshape(-1, 16))]
 print(*[hashlib.sha256(o.tobytes()).hexdigest() for o in outs])
 """
 
 
-def _hashes_in_process():
-    ns: dict = {}
+def _hashes_in_process(monkeypatch):
     import contextlib
     import io
+    monkeypatch.setattr(hmod, "_PARALLEL_MIN_WORK", hmod._PARALLEL_MIN_WORK)  # restored after
     buf = io.StringIO()
     with contextlib.redirect_stdout(buf):
-        exec(_THREAD_SCRIPT, ns)
+        exec(_THREAD_SCRIPT, {})
     return buf.getvalue().split()
 
 
-def test_float32_identical_across_calls_and_threads():
-    """Same bits on repeated calls, with numba.set_num_threads(1), and in a subprocess
-    started with NUMBA_NUM_THREADS=1 (inputs large enough for the prange kernels)."""
+def test_float32_identical_across_calls_and_threads(monkeypatch):
+    """Same bits on repeated calls, on the serial and prange kernels, with
+    numba.set_num_threads(1), and in subprocesses started with NUMBA_NUM_THREADS=1 and 3."""
     rng = np.random.default_rng(9)
     x = rng.standard_normal((128, 512)).astype(np.float32)
     assert fwht(x).tobytes() == fwht(x).tobytes()
-    assert 64 * 4096 * 13 >= hmod._PARALLEL_MIN_WORK  # the script runs the prange kernels
-    here = _hashes_in_process()
+    here = _hashes_in_process(monkeypatch)
+    assert len(here) == 5 and len(set(here)) == 5
     old = numba.get_num_threads()
     try:
         numba.set_num_threads(1)
-        one = _hashes_in_process()
+        assert _hashes_in_process(monkeypatch) == here
     finally:
         numba.set_num_threads(old)
-    assert one == here
-    env = dict(os.environ, NUMBA_NUM_THREADS="1")
-    res = subprocess.run([sys.executable, "-c", _THREAD_SCRIPT], env=env,
-                         capture_output=True, text=True, timeout=300)
-    assert res.returncode == 0, res.stderr
-    assert res.stdout.split() == here
-    assert len(here) == 4 and len(set(here)) == 4
+    monkeypatch.setattr(hmod, "_PARALLEL_MIN_WORK", 1 << 62)  # serial kernels, same bits
+    assert fwht(x[:4]).tobytes() == fwht_reference(x[:4], 512).tobytes()
+    for threads in ("1", "3"):
+        env = dict(os.environ, NUMBA_NUM_THREADS=threads)
+        res = subprocess.run([sys.executable, "-c", _THREAD_SCRIPT], env=env,
+                             capture_output=True, text=True, timeout=300)
+        assert res.returncode == 0, res.stderr
+        assert res.stdout.split() == here, threads

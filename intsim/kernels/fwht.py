@@ -334,10 +334,10 @@ def _mid_task(x, out, n, m, post, p, t):
     c0 = (t - q * nchunk) * _COL_CHUNK
     c1 = min(c0 + _COL_CHUNK, post)
     xs = x[q * n * post:(q + 1) * n * post]
-    os = out[q * m * post:(q + 1) * m * post]
+    ys = out[q * m * post:(q + 1) * m * post]
     # copy (with cast) and zero-pad rows n..m-1
     for row in range(m):
-        o = os[row * post + c0:row * post + c1]
+        o = ys[row * post + c0:row * post + c1]
         if row < n:
             xi = xs[row * post + c0:row * post + c1]
             for c in range(c1 - c0):
@@ -351,29 +351,29 @@ def _mid_task(x, out, n, m, post, p, t):
         while 4 * h <= p:
             for i in range(b0, b0 + p, 4 * h):
                 for j in range(i, i + h):
-                    u0 = os[j * post + c0:j * post + c1]
-                    u1 = os[(j + h) * post + c0:(j + h) * post + c1]
-                    u2 = os[(j + 2 * h) * post + c0:(j + 2 * h) * post + c1]
-                    u3 = os[(j + 3 * h) * post + c0:(j + 3 * h) * post + c1]
+                    u0 = ys[j * post + c0:j * post + c1]
+                    u1 = ys[(j + h) * post + c0:(j + h) * post + c1]
+                    u2 = ys[(j + 2 * h) * post + c0:(j + 2 * h) * post + c1]
+                    u3 = ys[(j + 3 * h) * post + c0:(j + 3 * h) * post + c1]
                     for c in range(c1 - c0):
                         a0 = u0[c]
                         a1 = u1[c]
                         a2 = u2[c]
                         a3 = u3[c]
-                        b0_ = a0 + a1  # stage h
-                        b1_ = a0 - a1
-                        b2_ = a2 + a3
-                        b3_ = a2 - a3
-                        u0[c] = b0_ + b2_  # stage 2h
-                        u2[c] = b0_ - b2_
-                        u1[c] = b1_ + b3_
-                        u3[c] = b1_ - b3_
+                        e0 = a0 + a1  # stage h
+                        e1 = a0 - a1
+                        e2 = a2 + a3
+                        e3 = a2 - a3
+                        u0[c] = e0 + e2  # stage 2h
+                        u2[c] = e0 - e2
+                        u1[c] = e1 + e3
+                        u3[c] = e1 - e3
             h *= 4
         if h < p:
             for i in range(b0, b0 + p, 2 * h):
                 for j in range(i, i + h):
-                    u0 = os[j * post + c0:j * post + c1]
-                    u1 = os[(j + h) * post + c0:(j + h) * post + c1]
+                    u0 = ys[j * post + c0:j * post + c1]
+                    u1 = ys[(j + h) * post + c0:(j + h) * post + c1]
                     for c in range(c1 - c0):
                         a0 = u0[c]
                         a1 = u1[c]

@@ -8,6 +8,11 @@
 Configuration precedence: built-in defaults < data-set defaults (DATASET_DEFAULTS, after the
 paper's settings table) < the TOML file < command-line flags.
 
+Numerics: `numerics` is a preset name or the path of a datapath TOML file (intsim.datapath,
+read with Numerics.from_toml); the optional `numerics_overrides` table then replaces fields of
+it (see apply_numerics_overrides). The concrete Numerics is written to config.json as
+`numerics_spec`, and a resume refuses a run whose numerics_spec differs.
+
 Output folder:
   config.json        the fully resolved settings, scenario (class order, subject split), every
                      derived seed, SR stream layout, numerics spec, package versions
@@ -42,7 +47,7 @@ import numpy as np
 from intsim.datasets.registry import DATASET_NAMES
 from intsim.io import atomic_path, atomic_write_text
 from intsim.models.learners import METHOD_NAMES
-from intsim.numerics import PRESET_NAMES, preset
+from intsim.numerics import ACCUMULATORS, HADAMARD_RULES, OPERANDS, PRESET_NAMES, preset
 
 NETWORKS = ("fcnet", "resnet32", "smallcnn")
 SCALINGS = ("minmax", "cifar", "none")
@@ -58,7 +63,8 @@ class ConfigError(ValueError):
 #: every setting with its built-in default (None = supplied by the data-set defaults)
 DEFAULTS: dict[str, Any] = {
     "dataset": None, "data_dir": None, "dataset_params": {},
-    "method": None, "method_params": {}, "numerics": None, "seed": 0,
+    "method": None, "method_params": {}, "numerics": None, "numerics_overrides": {},
+    "seed": 0,
     "network": None, "hidden": None,
     "epochs": None, "lr": None, "milestones": [], "lr_gamma": 0.1, "momentum": 0.9,
     "weight_decay": 2e-4, "batch_size": None, "eval_batch_size": 1024,
@@ -138,7 +144,12 @@ def _check_value(key: str, v: Any) -> Any:
         if not isinstance(v, (str, os.PathLike)):
             raise ConfigError(f"{key}: expected a string, got {v!r}")
         v = os.fspath(v)
-        if key in _CHOICES and v not in _CHOICES[key]:
+        if key == "numerics" and v not in PRESET_NAMES:
+            if not v.endswith(".toml"):
+                raise ConfigError(f"numerics: unknown value {v!r}; expected one of "
+                                  f"{', '.join(PRESET_NAMES)} or a datapath .toml file")
+            v = os.fspath(Path(v).expanduser())
+        elif key in _CHOICES and v not in _CHOICES[key]:
             raise ConfigError(f"{key}: unknown value {v!r}; expected one of "
                               f"{', '.join(_CHOICES[key])}")
     elif key == "milestones":
@@ -153,7 +164,91 @@ def _check_value(key: str, v: Any) -> Any:
         if not isinstance(v, dict):
             raise ConfigError(f"{key}: expected a table, got {v!r}")
         v = dict(v)
+    elif key == "numerics_overrides":
+        if not isinstance(v, dict):
+            raise ConfigError(f"{key}: expected a table, got {v!r}")
+        known = OPERANDS + ACCUMULATORS + ("hadamard", "name")
+        bad = sorted(set(v) - set(known))
+        if bad:
+            raise ConfigError(f"numerics_overrides: unknown key(s) {bad}; known: "
+                              f"{', '.join(known)}")
+        v = {k: dict(x) if isinstance(x, dict) else x for k, x in v.items()}
     return v
+
+
+#: TOML words for None in numerics_overrides (the datapath schema's spelling)
+_NONE_WORDS = {"tile": "none", "tile_sum_bits": "none", "signed": "auto", "scale": "dynamic"}
+
+
+def apply_numerics_overrides(base, overrides: Optional[dict]):
+    """`base` (a Numerics) with the fields of `overrides` replaced.
+
+    Keys: an operand (w_fwd a_fwd w_bwd a_bwd g_in g_w) or accumulator (acc_fwd acc_in acc_w)
+    name -> a table of QuantSpec / Accumulator fields merged over the base's spec (over the
+    class defaults when the base has none), or "none" to remove it (float32); `hadamard` ->
+    "none" | "largest_pow2" | "pad"; `name` -> the Numerics name (default: base name + "*").
+    In a table, tile / tile_sum_bits "none", signed "auto" and scale "dynamic" mean None.
+    Raises ConfigError naming the key for anything invalid.
+    """
+    from intsim.accumulator import Accumulator
+    from intsim.numerics import QuantSpec
+    if not overrides:
+        return base
+    changes: dict[str, Any] = {}
+    for key, v in overrides.items():
+        where = f"numerics_overrides.{key}"
+        if key in OPERANDS or key in ACCUMULATORS:
+            cls = QuantSpec if key in OPERANDS else Accumulator
+            if v is None or v == "none":
+                changes[key] = None
+                continue
+            if not isinstance(v, dict):
+                raise ConfigError(f"{where}: expected a table of {cls.__name__} fields or "
+                                  f"\"none\", got {v!r}")
+            fields = {f.name for f in dataclasses.fields(cls)}
+            bad = sorted(set(v) - fields)
+            if bad:
+                raise ConfigError(f"{where}: unknown field(s) {bad}; known: "
+                                  f"{', '.join(sorted(fields))}")
+            vals = {k: (None if _NONE_WORDS.get(k) == x else x) for k, x in v.items()}
+            cur = getattr(base, key)
+            try:
+                changes[key] = (dataclasses.replace(cur, **vals) if cur is not None
+                                else cls(**vals))
+            except (TypeError, ValueError) as e:
+                raise ConfigError(f"{where}: {e}") from None
+        elif key == "hadamard":
+            h = None if v in (None, "none") else v
+            if h not in HADAMARD_RULES:
+                raise ConfigError(f"{where}: expected \"none\", \"largest_pow2\" or \"pad\", "
+                                  f"got {v!r}")
+            changes[key] = h
+        elif key == "name":
+            if not isinstance(v, str):
+                raise ConfigError(f"{where}: expected a string, got {v!r}")
+            changes[key] = v
+        else:
+            raise ConfigError(f"numerics_overrides: unknown key {key!r}")
+    changes.setdefault("name", f"{base.name}*")
+    try:
+        return base.replace(**changes)
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"numerics_overrides: {e}") from None
+
+
+def build_numerics(cfg: dict):
+    """The concrete Numerics of a resolved config: the preset or datapath TOML file named by
+    `numerics`, with `numerics_overrides` applied."""
+    name = cfg["numerics"]
+    if name in PRESET_NAMES:
+        base = preset(name)
+    else:
+        from intsim.numerics import Numerics
+        try:
+            base = Numerics.from_toml(name)
+        except (OSError, ValueError) as e:
+            raise ConfigError(f"numerics: {e}") from None
+    return apply_numerics_overrides(base, cfg.get("numerics_overrides"))
 
 
 def resolve_config(cli: Optional[dict] = None, config_file: Optional[os.PathLike | str] = None
@@ -497,7 +592,7 @@ class CILRun:
         if (out / "config.json").exists() and not (resume or overwrite):
             raise ConfigError(f"{out} already holds a run (config.json); pass --resume to "
                               f"continue it, --overwrite to start over, or choose another --out")
-        numerics = preset(cfg["numerics"])
+        numerics = build_numerics(cfg)
         ds = load_data(cfg)
         scenario = build_scenario(cfg, ds)
         for name in seed_names(cfg["method"], scenario.n_tasks):
@@ -556,12 +651,18 @@ class CILRun:
         new = _jsonable(self.config_doc)
         a = {k: v for k, v in old.get("settings", {}).items() if k not in _VOLATILE}
         b = {k: v for k, v in new["settings"].items() if k not in _VOLATILE}
+        for k in set(b) - set(a):          # a setting added after the stored run was made
+            if k in DEFAULTS:
+                a[k] = _jsonable(DEFAULTS[k])
         diff = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
         if diff:
             raise ConfigError(f"--resume: settings differ from the run in {self.out}: "
                               + ", ".join(f"{k} ({a.get(k)!r} -> {b.get(k)!r})" for k in diff))
         if old.get("scenario", {}).get("class_order") != new["scenario"]["class_order"]:
             raise ConfigError("--resume: the class order differs from the stored run")
+        if "numerics_spec" in old and old["numerics_spec"] != new["numerics_spec"]:
+            raise ConfigError(f"--resume: the numerics differ from the run in {self.out} "
+                              f"(was the datapath file {self.cfg['numerics']!r} changed?)")
         if old.get("versions") != new["versions"]:
             print(f"intsim cil: warning: package versions differ from the stored run "
                   f"({old.get('versions')} -> {new['versions']}); results may differ",
@@ -661,7 +762,7 @@ class CILRun:
         _write_json_atomic(self.out / "trace_summary.json", trace_summary(self.trace_path))
         from intsim.plots import plot_run
         plot_run(metrics, self.out / "accuracy.png",
-                 title=f"{self.cfg['dataset']} · {self.cfg['method']} · {self.cfg['numerics']} "
+                 title=f"{self.cfg['dataset']} · {self.cfg['method']} · {self.numerics.name} "
                        f"· seed {self.cfg['seed']}")
         return metrics
 

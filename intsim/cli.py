@@ -31,9 +31,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="run only these suites")
     p.set_defaults(func=_cmd_bench)
 
-    from . import cli_cil, cli_hw
+    from . import cli_cil, cli_hw, cli_sweep
     cli_cil.register(sub)
     cli_hw.register(sub)
+    cli_sweep.register(sub)
     return parser
 
 

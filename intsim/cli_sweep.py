@@ -1,0 +1,95 @@
+"""The `intsim sweep` subcommand.
+
+intsim/cli.py adds it with `register(subparsers)`. A bad grid file prints one line `intsim sweep: error: ...` and exits with code 2;
+a sweep in which some cells failed exits with code 1 after writing every table (the failures
+are listed in results and in DIR/runs/<cell>/error.txt); Ctrl-C exits with 130.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+SWEEP_HELP = "run a grid of intsim cil experiments on Dask and aggregate them"
+SWEEP_DESCRIPTION = """\
+Run every cell of a grid — data sets × methods × numerics (presets or datapath TOML files) ×
+[overrides] (acc_bits, tile, operand_bits, acc_mode, hadamard, or any intsim cil setting) ×
+seeds — as one `intsim cil` run in DIR/runs/<cell>/, on a Dask LocalCluster sized to this
+machine (single-threaded workers) or on an existing cluster (--scheduler). Then write
+DIR/results.parquet (results.csv without pyarrow; one row per cell and seed), DIR/summary.csv
+(mean ± std over seeds) and the plots acc_vs_acc_bits.png, acc_vs_operand_bits.png,
+acc_vs_tile.png (when swept) and per_task.png.
+
+Restartable: rerun the same command after a crash or kill — complete cells are skipped, started
+ones resume from their last checkpoint, failed ones are retried. The grid format is documented
+in intsim/sweep.py."""
+
+
+def register(subparsers) -> None:
+    """Add the `sweep` subcommand to an argparse subparsers object."""
+    p = subparsers.add_parser("sweep", help=SWEEP_HELP, description=SWEEP_DESCRIPTION,
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--grid", required=True, metavar="FILE.toml", help="the grid file")
+    p.add_argument("--out", required=True, metavar="DIR", help="output folder of the sweep")
+    p.add_argument("--scheduler", metavar="ADDRESS",
+                   help="submit to an existing Dask cluster (e.g. tcp://host:8786); its "
+                        "workers must have intsim installed and see DIR")
+    p.add_argument("--workers", type=int, metavar="N",
+                   help="worker processes of the local cluster (default: the usable cores, "
+                        "at most the cells to run); 0 = run the cells in this process")
+    p.add_argument("--threads", type=int, default=1, metavar="N",
+                   help="Numba/BLAS threads per worker (default 1)")
+    p.add_argument("--dry-run", action="store_true",
+                   help="list the cells and their state (new, resume, done, changed) and exit")
+    p.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
+    p.add_argument("--quiet", action="store_true", help="no progress bar or tables")
+    p.set_defaults(func=cmd_sweep)
+
+
+def _error(msg: object) -> int:
+    print(f"intsim sweep: error: {msg}", file=sys.stderr)
+    return 2
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from intsim.cil import ConfigError
+    from intsim.sweep import Grid, _read_json, cell_state, format_summary, run_sweep
+    if args.workers is not None and args.workers < 0:
+        return _error("--workers must be >= 0")
+    if args.threads < 1:
+        return _error("--threads must be >= 1")
+    if args.scheduler is not None and args.workers is not None:
+        return _error("--workers sizes the local cluster; it cannot be used with --scheduler")
+    try:
+        grid = Grid.load(args.grid)
+        if args.dry_run:
+            cells = grid.cells(args.out, threads=args.threads)
+            states = [cell_state(c) for c in cells]
+            for c, s in zip(cells, states):
+                st = _read_json(Path(c.dir) / "status.json") or {}
+                note = (f"  (last attempt failed: {st.get('error')})"
+                        if s != "done" and st.get("status") == "error" else "")
+                print(f"{s:8s} {c.id}{note}")
+            counts = {s: states.count(s) for s in ("new", "resume", "done", "changed")}
+            print(f"{len(cells)} cells: " + ", ".join(f"{v} {k}" for k, v in counts.items()))
+            return 0
+        res = run_sweep(grid, args.out, scheduler=args.scheduler, workers=args.workers,
+                        threads=args.threads, quiet=args.quiet, plots=not args.no_plots)
+    except (ConfigError, FileNotFoundError, ValueError) as e:
+        return _error(e)
+    except KeyboardInterrupt:
+        print("intsim sweep: interrupted; rerun the same command to finish the remaining "
+              "cells", file=sys.stderr)
+        return 130
+    if not args.quiet:
+        print(format_summary(res.summary))
+        print(f"{len(res.cells)} cells: {res.n_run} run, {res.n_skipped} already complete, "
+              f"{res.n_failed} failed; {res.seconds:.1f} s")
+        print(f"wrote {res.results_path}, {res.summary_path}"
+              + "".join(f", {p.name}" for p in res.plots))
+    if res.n_failed:
+        bad = res.results[res.results["status"] != "ok"]
+        for _, r in bad.iterrows():
+            print(f"intsim sweep: failed: {r['cell']}: {r['error']}", file=sys.stderr)
+        return 1
+    return 0

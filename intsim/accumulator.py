@@ -96,8 +96,9 @@ def int_matmul(a: np.ndarray, b: np.ndarray, acc: Accumulator, *, trace=None,
     b may also be a batch (..., K, N) with the same leading dims as a: each pair is
     multiplied separately and one trace record covers the whole batch.
 
-    One Numba kernel for every mode: one SIMD lane per output column, 4 rows share each
-    loaded b[k, n], row blocks in parallel (results cannot depend on the thread count).
+    One Numba kernel for every mode: one SIMD lane per output column (per row when there
+    are fewer than 64 columns), 4 rows share each loaded b[k, n], row blocks in parallel
+    (results cannot depend on the thread count).
     Registers are int16/int32/int64 as the operand ranges require; event counting and the
     statistics of NUMERICS.md §5 are computed only when a trace is given.
     """
@@ -134,26 +135,50 @@ def int_matmul(a: np.ndarray, b: np.ndarray, acc: Accumulator, *, trace=None,
                else K.TS_WRAP if acc.mode == "wrap" else K.TS_SATURATE)
     ts_lo, ts_hi = acc.tile_sum_range or (0, 0)
 
+    b_cols = np.ascontiguousarray(b, dtype=rdt)
+    exact_dt = np.int32 if tile * prod < 1 << 31 else np.int64
+    args = (tile, mode, lo, hi, acc.bits, ts_mode, ts_lo, ts_hi, acc.tile_sum_bits or 64,
+            trace is not None, exact_dt)
+    if N < TRANSPOSE_BELOW_N and rows > N:
+        # few output columns: give the SIMD lanes to the rows instead, out = (bᵀ · aᵀ)ᵀ
+        # (every output is still its own k-ascending sequence: same bits)
+        res = _kernel(np.ascontiguousarray(b_cols.T), np.ascontiguousarray(a2.T, dtype=rdt),
+                      *args)
+        res = [x.T if isinstance(x, np.ndarray) and x.ndim == 2 else x for x in res]
+    else:
+        res = _kernel(a2, b_cols, *args)
+    out, events, tiles_hit, ts_events, agg, hist = res
+    if trace is not None:
+        trace.record_matmul(label, acc, MatmulStats(
+            events, tiles_hit, ts_events, int(agg[0]), int(agg[1]), int(agg[2]), hist,
+            n_tiles), shape=(rows, Kd, N))
+    return np.ascontiguousarray(out).reshape(*lead, M, N)
+
+
+TRANSPOSE_BELOW_N = 64
+
+
+def _kernel(a2, b, tile, mode, lo, hi, bits, ts_mode, ts_lo, ts_hi, ts_bits, count, exact_dt):
+    """Run kernels.accumulate.tiled_matmul on a2 (rows, K) · b (K, N) (register dtype b's).
+
+    Rows are padded to a multiple of 4 with zeros. Returns (out, events, tiles_hit,
+    ts_events, [max|partial|, max|prefix|, max|total|], hist); the counts only if `count`.
+    """
+    rows, Kd = a2.shape
+    N = b.shape[1]
     padded = -(-rows // K.ROWS) * K.ROWS
-    ap = np.zeros((padded, Kd), rdt)
+    ap = np.zeros((padded, Kd), b.dtype)
     ap[:rows] = a2
-    count = trace is not None
     shape = (padded, N) if count else (0, 0)
     out = np.empty((padded, N), np.int64)
     events, tiles_hit, ts_events = (np.zeros(shape, np.int32) for _ in range(3))
     stats = np.zeros((padded // K.ROWS, 3 + K.HIST_BINS), np.int64)
-    exact_proto = np.empty(0, np.int32 if tile * prod < 1 << 31 else np.int64)
-    K.tiled_matmul(ap, np.ascontiguousarray(b, dtype=rdt), tile, mode, lo, hi, acc.bits,
-                   ts_mode, ts_lo, ts_hi, acc.tile_sum_bits or 64, count,
-                   out, events, tiles_hit, ts_events, stats, exact_proto)
-    if count:
-        agg = stats.max(axis=0) if stats.size else np.zeros(3, np.int64)
-        hist = stats[:, 3:].sum(axis=0)
-        hist[0] -= (padded - rows) * N * n_tiles          # padded rows' zero partials
-        trace.record_matmul(label, acc, MatmulStats(
-            events[:rows], tiles_hit[:rows], ts_events[:rows], int(agg[0]), int(agg[1]),
-            int(agg[2]), hist, n_tiles), shape=(rows, Kd, N))
-    return out[:rows].reshape(*lead, M, N)
+    K.tiled_matmul(ap, b, tile, mode, lo, hi, bits, ts_mode, ts_lo, ts_hi, ts_bits, count,
+                   out, events, tiles_hit, ts_events, stats, np.empty(0, exact_dt))
+    agg = stats[:, :3].max(axis=0) if stats.size else np.zeros(3, np.int64)
+    hist = stats[:, 3:].sum(axis=0)
+    hist[0] -= (padded - rows) * N * -(-Kd // tile)          # the padded rows' zero partials
+    return out[:rows], events[:rows], tiles_hit[:rows], ts_events[:rows], agg, hist
 
 
 class _Collect:

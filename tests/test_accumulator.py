@@ -277,3 +277,16 @@ def test_parallel_kernel_equals_serial_kernel(mode, monkeypatch):
         results.append((int_matmul(a, b, acc, trace=tr), tr.records[0], tr.hists[0]))
     assert np.array_equal(results[0][0], results[1][0])
     assert results[0][1] == results[1][1] and np.array_equal(results[0][2], results[1][2])
+
+
+@pytest.mark.parametrize("shape", [(6, 0, 2), (9, 40, 1), (130, 70, 5), (5, 70, 130)])
+def test_histogram_counts_every_tile_partial_once(shape):
+    """Both kernel orientations (few columns → lanes over rows) and K = 0."""
+    M, K, N = shape
+    rng = np.random.default_rng(9)
+    a = rng.integers(-7, 8, (M, K)).astype(np.int8)
+    b = rng.integers(-7, 8, (K, N)).astype(np.int8)
+    tr = Trace()
+    int_matmul(a, b, Accumulator(8, 32, "saturate"), trace=tr)
+    assert tr.hists[-1].min() >= 0
+    assert tr.hists[-1].sum() == M * N * -(-K // 32)

@@ -130,13 +130,13 @@ def int_matmul(a: np.ndarray, b: np.ndarray, acc: Accumulator, *, trace=None,
         reg_bound = tile * prod
     if acc.tile_sum_bits is None and n_tiles * max(reg_bound, -lo, hi) >= 1 << 63:
         raise ValueError("a, b: the unbounded tile-sum register would exceed int64")
-    rdt = _register_dtype(reg_bound)
+    rdt = _register_dtype(max(reg_bound, tile))     # also counts ≤ tile events per tile
     ts_mode = (K.TS_NONE if acc.tile_sum_bits is None
                else K.TS_WRAP if acc.mode == "wrap" else K.TS_SATURATE)
     ts_lo, ts_hi = acc.tile_sum_range or (0, 0)
 
     b_cols = np.ascontiguousarray(b, dtype=rdt)
-    exact_dt = np.int32 if tile * prod < 1 << 31 else np.int64
+    exact_dt = _register_dtype(tile * prod)         # traced calls: exact running sums
     args = (tile, mode, lo, hi, acc.bits, ts_mode, ts_lo, ts_hi, acc.tile_sum_bits or 64,
             trace is not None, exact_dt)
     if N < TRANSPOSE_BELOW_N and rows > N:

@@ -7,7 +7,8 @@ quantize_sr/128x4096 (baseline np.round), train_step/fcnet405/{preset} (one SGD 
 FCNet 405→405→405 + 19-class head, batch 128; baseline the fp32 step),
 cil/dsads_synthetic/icarl/{preset} (seconds per epoch of the paper's HAR protocol on a
 synthetic DSADS-shaped table, first 2 tasks; baseline the fp32 epoch; also the projected
-time of the full 10-task, 100-epoch run).
+time of the full 10-task, 100-epoch run), trace/dsads_synthetic/icarl/hdqt/every{N} (a whole
+hdqt CIL run tracing every N-th step into trace.h5; baseline the same run untraced).
 """
 from __future__ import annotations
 
@@ -176,8 +177,35 @@ def bench_cil(repeats: int) -> list[dict]:
                     task_overhead_s=t["task_overhead_s"]) for p, t in times.items()]
 
 
+TRACE_EVERY = [10, 1]
+
+
+def time_cil_run(numerics: str, epochs: int, trace_every: int,
+                 dataset: str = "dsads_synthetic", method: str = "icarl") -> float:
+    """Wall seconds of a whole `intsim cil` run (all tasks, writing trace.h5 and plots)."""
+    import tempfile
+
+    from .cil import resolve_config, run
+    with tempfile.TemporaryDirectory() as out:
+        cfg = resolve_config(dict(dataset=dataset, method=method, numerics=numerics,
+                                  epochs=epochs, out=out, trace_every=trace_every))
+        t0 = time.perf_counter()
+        run(cfg, quiet=True)
+        return time.perf_counter() - t0
+
+
+def bench_trace(repeats: int) -> list[dict]:
+    """Cost of tracing every N-th training step (and writing trace.h5) in a CIL run."""
+    epochs = 2 if repeats < 10 else 5
+    n = 1 if repeats < 10 else 3
+    base = float(np.median([time_cil_run("hdqt", epochs, 0) for _ in range(n)]))
+    return [_record(f"trace/dsads_synthetic/icarl/hdqt/every{k}",
+                    float(np.median([time_cil_run("hdqt", epochs, k) for _ in range(n)])), base)
+            for k in TRACE_EVERY]
+
+
 SUITES = {"matmul": bench_matmul, "fwht": bench_fwht, "quantize": bench_quantize,
-          "train_step": bench_train_step, "cil": bench_cil}
+          "train_step": bench_train_step, "cil": bench_cil, "trace": bench_trace}
 
 
 def run(quick: bool = False, only: list[str] | None = None, json_path: str | None = None,

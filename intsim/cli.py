@@ -27,7 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", metavar="PATH", help="also write the records as JSON here")
     p.add_argument("--quick", action="store_true", help="fewer repeats (noisier)")
     p.add_argument("--only", nargs="+", metavar="SUITE",
-                   choices=["matmul", "fwht", "quantize", "train_step", "cil"],
+                   choices=["matmul", "fwht", "quantize", "train_step", "cil", "trace"],
                    help="run only these suites")
     p.set_defaults(func=_cmd_bench)
 

@@ -120,7 +120,10 @@ def make_operand(x: np.ndarray, spec: Optional[QuantSpec], rng, trace, label: st
 def _product(left: np.ndarray, right: np.ndarray, acc, trace, label: str) -> np.ndarray:
     """left (..., M, K) · right (K, N) or (..., K, N): integer accumulator or float32."""
     if acc is not None and left.dtype.kind in "iu" and right.dtype.kind in "iu":
-        out = int_matmul(left, right, acc, trace=trace, label=label)
+        if right.ndim == 3 and right.shape[0] == 1:      # one group: skip the batch loop
+            out = int_matmul(left[0], right[0], acc, trace=trace, label=label)[None]
+        else:
+            out = int_matmul(left, right, acc, trace=trace, label=label)
     else:
         out = np.matmul(left.astype(np.float32), right.astype(np.float32))
     _record(label + "/acc", out)

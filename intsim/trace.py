@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from typing import Optional
 
+import numba
 import numpy as np
 
 HIST_BINS = 64
@@ -20,6 +21,23 @@ MATMUL_COLUMNS = ("step", "label", "op", "mode", "bits", "tile", "tile_sum_bits"
 QUANT_COLUMNS = ("step", "label", "op", "rounding", "bits", "signed", "elements", "scale",
                  "at_bounds_fraction", "zero_fraction", "clipped_fraction",
                  "mean_round_err", "mean_abs_round_err")
+
+
+@numba.njit(cache=True)
+def code_statistics(codes, v, qmin, qmax):
+    """(#codes at qmin or qmax, #zero codes, #|v| > qmax, Σ(code − v), Σ|code − v|), one pass;
+    the sums in float64 in index order."""
+    at_bounds = zeros = clipped = 0
+    err = abs_err = 0.0
+    for i in range(codes.size):
+        c = codes[i]
+        at_bounds += (c == qmin) | (c == qmax)
+        zeros += c == 0
+        clipped += abs(v[i]) > qmax
+        d = np.float64(c) - np.float64(v[i])
+        err += d
+        abs_err += abs(d)
+    return at_bounds, zeros, clipped, err, abs_err
 
 
 class Trace:
@@ -66,15 +84,13 @@ class Trace:
         """One quantization record from the codes and the pre-rounding values v = x/scale."""
         codes = codes.reshape(-1)
         n = codes.size
-        rec = dict(at_bounds_fraction=0.0, zero_fraction=0.0, clipped_fraction=0.0,
-                   mean_round_err=0.0, mean_abs_round_err=0.0)
-        if n:
-            err = codes.astype(np.float64) - v.reshape(-1)
-            rec = dict(at_bounds_fraction=np.count_nonzero((codes == qmin) | (codes == qmax)) / n,
-                       zero_fraction=np.count_nonzero(codes == 0) / n,
-                       clipped_fraction=np.count_nonzero(np.abs(v) > qmax) / n,
-                       mean_round_err=float(err.mean()),
-                       mean_abs_round_err=float(np.abs(err).mean()))
+        at_bounds, zeros, clipped, err_sum, abs_err_sum = code_statistics(
+            codes, np.ascontiguousarray(v, np.float32).reshape(-1), qmin, qmax)
+        rec = dict(at_bounds_fraction=at_bounds / n if n else 0.0,
+                   zero_fraction=zeros / n if n else 0.0,
+                   clipped_fraction=clipped / n if n else 0.0,
+                   mean_round_err=err_sum / n if n else 0.0,
+                   mean_abs_round_err=abs_err_sum / n if n else 0.0)
         self.records.append(dict(step=self.step, label=label, op="quantize",
                                  rounding=rounding, bits=bits, signed=bool(signed),
                                  elements=n, scale=scale, **rec))

@@ -303,3 +303,20 @@ def test_sawb_statistic_hand_computed():
     assert 0 < want < 10 and sawb_clip(x, np.float32(10)) == want
     q = quantize(x, 4, scale="sawb", signed=True)
     assert q.scale == np.float32(want / np.float32(7)) and q.codes.max() == 7
+
+
+def test_trace_records_quantization_statistics():
+    from intsim import Trace
+    x = np.array([-3.0, -1.0, 0.0, 0.1, 0.2, 1.0, 2.0, 3.0], np.float32)
+    tr = Trace()
+    q = quantize(x, 3, scale=1.0, trace=tr, label="t")          # codes in [-3, 3]
+    rec = tr.records[-1]
+    v = x / np.float32(1.0)
+    err = q.codes.astype(np.float64) - v.astype(np.float64)
+    assert rec["label"] == "t" and rec["elements"] == 8 and rec["rounding"] == "nearest"
+    assert rec["at_bounds_fraction"] == 2 / 8 and rec["zero_fraction"] == 3 / 8
+    assert rec["clipped_fraction"] == 0.0
+    assert np.isclose(rec["mean_round_err"], err.mean())
+    assert np.isclose(rec["mean_abs_round_err"], np.abs(err).mean())
+    quantize(np.array([10.0, -0.4], np.float32), 3, scale=1.0, trace=tr)
+    assert tr.records[-1]["clipped_fraction"] == 0.5

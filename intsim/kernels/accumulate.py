@@ -48,15 +48,16 @@ def wrap_to(s, bits):
 
 
 @numba.njit(cache=True)
-def _tile_macs(r, e, x, xmax, a, m0, k0, k1, b, mode, lo, hi, bits, count):
+def _tile_macs(r, e, a, m0, k0, k1, b, mode, lo, hi, bits, count):
     """Run k = k0..k1-1 of one tile for rows m0..m0+3 through the registers r (4, N).
 
-    count: also count events per lane in e, keep the exact running sums in x and their
-    largest magnitude so far in xmax.
-    Each mode/count pair is its own loop over the N lanes so that it vectorises.
+    count: also count, per lane, the MACs whose sum was saturated or wrapped (in e).
+    Each mode/count pair is its own loop over the N lanes, four rows sharing each loaded
+    b[k, n], all in the register dtype T (every sum fits it), so that LLVM vectorises it.
     """
     T = r.dtype.type
     r0, r1, r2, r3 = r[0], r[1], r[2], r[3]
+    e0, e1, e2, e3 = e[0], e[1], e[2], e[3]
     half = T(np.int64(1) << (bits - 1))
     mask = T((np.int64(1) << bits) - 1)
     for k in range(k0, k1):
@@ -64,48 +65,52 @@ def _tile_macs(r, e, x, xmax, a, m0, k0, k1, b, mode, lo, hi, bits, count):
         if a0 == 0 and a1 == 0 and a2 == 0 and a3 == 0:
             continue                       # adds nothing, cannot overflow
         brow = b[k]
-        if count:
-            for j in range(ROWS):
-                aj = T(a[m0 + j, k])
-                if aj == 0:
-                    continue
-                rj, ej, xj, xmj = r[j], e[j], x[j], xmax[j]
-                if mode == SATURATE:
-                    for n in range(rj.size):
-                        p = T(aj * brow[n])
-                        xv = xj.dtype.type(xj[n] + p)
-                        xj[n] = xv
-                        xmj[n] = max(xmj[n], abs(xv))
-                        s = T(rj[n] + p)
-                        c = min(max(s, lo), hi)
-                        ej[n] += c != s
-                        rj[n] = c
-                elif mode == WRAP:
-                    for n in range(rj.size):
-                        p = T(aj * brow[n])
-                        xv = xj.dtype.type(xj[n] + p)
-                        xj[n] = xv
-                        xmj[n] = max(xmj[n], abs(xv))
-                        s = T(rj[n] + p)
-                        c = T(T(s + half) & mask) - half
-                        ej[n] += c != s
-                        rj[n] = c
-                else:
-                    for n in range(rj.size):
-                        p = T(aj * brow[n])
-                        xv = xj.dtype.type(xj[n] + p)
-                        xj[n] = xv
-                        xmj[n] = max(xmj[n], abs(xv))
-                        rj[n] = T(rj[n] + p)
+        if mode == SATURATE and count:
+            for n in range(r0.size):
+                bv = brow[n]
+                s = T(r0[n] + T(a0 * bv))
+                c = min(max(s, lo), hi)
+                e0[n] += e0.dtype.type(c != s)
+                r0[n] = c
+                s = T(r1[n] + T(a1 * bv))
+                c = min(max(s, lo), hi)
+                e1[n] += e1.dtype.type(c != s)
+                r1[n] = c
+                s = T(r2[n] + T(a2 * bv))
+                c = min(max(s, lo), hi)
+                e2[n] += e2.dtype.type(c != s)
+                r2[n] = c
+                s = T(r3[n] + T(a3 * bv))
+                c = min(max(s, lo), hi)
+                e3[n] += e3.dtype.type(c != s)
+                r3[n] = c
         elif mode == SATURATE:
             for n in range(r0.size):
                 bv = brow[n]
-                # sums fit T (the register dtype is chosen so): compare in narrow lanes
                 r0[n] = min(max(T(r0[n] + T(a0 * bv)), lo), hi)
                 r1[n] = min(max(T(r1[n] + T(a1 * bv)), lo), hi)
                 r2[n] = min(max(T(r2[n] + T(a2 * bv)), lo), hi)
                 r3[n] = min(max(T(r3[n] + T(a3 * bv)), lo), hi)
-        elif mode == WRAP:      # T holds 2^bits + |a·b|: wrap in narrow lanes
+        elif mode == WRAP and count:
+            for n in range(r0.size):
+                bv = brow[n]
+                s = T(r0[n] + T(a0 * bv))
+                c = T(T(s + half) & mask) - half
+                e0[n] += e0.dtype.type(c != s)
+                r0[n] = c
+                s = T(r1[n] + T(a1 * bv))
+                c = T(T(s + half) & mask) - half
+                e1[n] += e1.dtype.type(c != s)
+                r1[n] = c
+                s = T(r2[n] + T(a2 * bv))
+                c = T(T(s + half) & mask) - half
+                e2[n] += e2.dtype.type(c != s)
+                r2[n] = c
+                s = T(r3[n] + T(a3 * bv))
+                c = T(T(s + half) & mask) - half
+                e3[n] += e3.dtype.type(c != s)
+                r3[n] = c
+        elif mode == WRAP:
             for n in range(r0.size):
                 bv = brow[n]
                 r0[n] = T(T(T(r0[n] + T(a0 * bv)) + half) & mask) - half
@@ -122,6 +127,34 @@ def _tile_macs(r, e, x, xmax, a, m0, k0, k1, b, mode, lo, hi, bits, count):
 
 
 @numba.njit(cache=True)
+def _tile_exact(x, xmax, a, m0, k0, k1, b):
+    """Exact running sums x (4, N) of one tile for rows m0..m0+3 and their largest
+    magnitude so far in xmax; in x's dtype, which holds every exact sum (traced calls)."""
+    X = x.dtype.type
+    x0, x1, x2, x3 = x[0], x[1], x[2], x[3]
+    q0, q1, q2, q3 = xmax[0], xmax[1], xmax[2], xmax[3]
+    for k in range(k0, k1):
+        a0, a1, a2, a3 = X(a[m0, k]), X(a[m0 + 1, k]), X(a[m0 + 2, k]), X(a[m0 + 3, k])
+        if a0 == 0 and a1 == 0 and a2 == 0 and a3 == 0:
+            continue
+        brow = b[k]
+        for n in range(x0.size):
+            bv = X(brow[n])
+            v = X(x0[n] + X(a0 * bv))
+            x0[n] = v
+            q0[n] = max(q0[n], X(abs(v)))
+            v = X(x1[n] + X(a1 * bv))
+            x1[n] = v
+            q1[n] = max(q1[n], X(abs(v)))
+            v = X(x2[n] + X(a2 * bv))
+            x2[n] = v
+            q2[n] = max(q2[n], X(abs(v)))
+            v = X(x3[n] + X(a3 * bv))
+            x3[n] = v
+            q3[n] = max(q3[n], X(abs(v)))
+
+
+@numba.njit(cache=True)
 def _row_block(blk, a, b, tile, mode, lo, hi, bits, ts_mode, ts_lo, ts_hi, ts_bits, count,
                out, events, tiles_hit, ts_events, stats, exact_proto):
     """Rows 4·blk … 4·blk+3 of tiled_matmul (see there); lo, hi of the register dtype."""
@@ -129,7 +162,7 @@ def _row_block(blk, a, b, tile, mode, lo, hi, bits, ts_mode, ts_lo, ts_hi, ts_bi
     N = b.shape[1]
     m0 = blk * ROWS
     r = np.zeros((ROWS, N), b.dtype)
-    e = np.zeros((ROWS, N), np.int32)
+    e = np.zeros((ROWS, N), b.dtype)                # events of one tile (≤ tile ≤ what r holds)
     x = np.zeros((ROWS, N), exact_proto.dtype)      # exact running sums (traced calls)
     xmax = np.zeros((ROWS, N), exact_proto.dtype)
     total = np.zeros((ROWS, N), np.int64)
@@ -139,7 +172,9 @@ def _row_block(blk, a, b, tile, mode, lo, hi, bits, ts_mode, ts_lo, ts_hi, ts_bi
         if count:
             e[:] = 0
             x[:] = 0
-        _tile_macs(r, e, x, xmax, a, m0, k0, min(K, k0 + tile), b, mode, lo, hi, bits, count)
+        _tile_macs(r, e, a, m0, k0, min(K, k0 + tile), b, mode, lo, hi, bits, count)
+        if count:
+            _tile_exact(x, xmax, a, m0, k0, min(K, k0 + tile), b)
         for j in range(ROWS):
             m = m0 + j
             rj, tj = r[j], total[j]
@@ -148,7 +183,7 @@ def _row_block(blk, a, b, tile, mode, lo, hi, bits, ts_mode, ts_lo, ts_hi, ts_bi
                 if mode == CLAMP_TILE:
                     cp = min(max(p, np.int64(lo)), np.int64(hi))
                     if count:
-                        e[j, n] = cp != p
+                        e[j, n] = b.dtype.type(cp != p)
                     p = cp
                 t = tj[n] + p
                 if ts_mode == TS_SATURATE:
@@ -164,12 +199,12 @@ def _row_block(blk, a, b, tile, mode, lo, hi, bits, ts_mode, ts_lo, ts_hi, ts_bi
                 ev_row, hit_row = events[m], tiles_hit[m]
                 ej, xj = e[j], x[j]
                 pmax, tmax = st[0], st[2]
-                xj = x[j]
-                for n in range(N):
+                for n in range(N):                 # vectorisable counts and maxima
                     ev_row[n] += ej[n]
                     hit_row[n] += ej[n] > 0
                     pmax = max(pmax, np.int64(abs(xj[n])))
                     tmax = max(tmax, abs(tj[n]))
+                for n in range(N):                 # the log2 histogram (a scatter)
                     st[3 + bit_length(xj[n])] += 1
                 st[0], st[2] = pmax, tmax
     if count:

@@ -39,7 +39,9 @@ def _add_cil_arguments(p: argparse.ArgumentParser) -> None:
                    help="folder with the downloaded data (dsads, pamap2, hapt, cifar100; "
                         "default $INTSIM_DATA/<dataset>)")
     p.add_argument("--method", choices=METHOD_NAMES, help="CIL method")
-    p.add_argument("--numerics", choices=PRESET_NAMES, help="numerics preset")
+    p.add_argument("--numerics", metavar="PRESET|FILE.toml",
+                   help=f"numerics preset ({', '.join(PRESET_NAMES)}) or a datapath TOML file "
+                        "(see 'Verify your hardware' in the README)")
     p.add_argument("--seed", type=int, help="master seed (default 0)")
     p.add_argument("--epochs", type=int, help="epochs per task")
     p.add_argument("--lr", type=float, help="learning rate")

@@ -117,13 +117,26 @@ def _stderr_of(capsys, fn):
 @pytest.mark.parametrize("argv, needle", [
     (["--dataset", "mnist", "--method", "icarl", "--numerics", "fp32"], "invalid choice"),
     (["--dataset", "synthetic", "--method", "ewc", "--numerics", "fp32"], "invalid choice"),
-    (["--dataset", "synthetic", "--method", "icarl", "--numerics", "int3"], "invalid choice"),
 ])
 def test_cli_rejects_unknown_names_with_exit_code_2(tmp_path, capsys, argv, needle):
     with pytest.raises(SystemExit) as e:
         main(["cil", *argv, "--out", str(tmp_path / "o")])
     assert e.value.code == 2
     assert needle in capsys.readouterr().err
+
+
+def test_cli_numerics_takes_a_preset_or_a_datapath_file(tmp_path, capsys):
+    code = main(["cil", "--dataset", "synthetic", "--method", "icarl", "--numerics", "int3",
+                 "--out", str(tmp_path / "o")])
+    assert code == 2 and "int3" in capsys.readouterr().err
+    from intsim import preset
+    dp = tmp_path / "dp.toml"
+    dp.write_text(preset("hdqt").replace(name="my_datapath").to_toml())
+    out = tmp_path / "run"
+    assert run_cli("--config", tiny_config(tmp_path, epochs=1), "--numerics", dp,
+                   "--out", out) == 0
+    cfg = json.loads((out / "config.json").read_text())
+    assert "my_datapath" in json.dumps(cfg["numerics_spec"])
 
 
 def test_cli_bad_config_and_existing_output(tmp_path, capsys, monkeypatch):

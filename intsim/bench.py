@@ -177,7 +177,7 @@ def bench_cil(repeats: int) -> list[dict]:
                     task_overhead_s=t["task_overhead_s"]) for p, t in times.items()]
 
 
-TRACE_EVERY = [10, 1]
+TRACE_EVERY = [20, 10, 1]
 
 
 def time_cil_run(numerics: str, epochs: int, trace_every: int,

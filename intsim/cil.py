@@ -72,7 +72,7 @@ DEFAULTS: dict[str, Any] = {
     "init_cls": None, "increment": None,
     "split": "auto", "n_test_subjects": None, "test_fraction": None,
     "order_rule": "seedsequence", "scale": "minmax", "augment": False,
-    "trace_every": 10, "out": None,
+    "trace_every": 20, "out": None,
 }
 
 _HAR = dict(network="fcnet", hidden=None, epochs=100, lr=0.01, milestones=[], batch_size=128,

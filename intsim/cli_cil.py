@@ -57,7 +57,7 @@ def _add_cil_arguments(p: argparse.ArgumentParser) -> None:
                    help="start over even if DIR already holds a run")
     p.add_argument("--quiet", action="store_true", help="no progress bars or summary")
     p.add_argument("--trace-every", type=int, metavar="N",
-                   help="trace every N-th optimizer step (default 10; 0 = off)")
+                   help="trace every N-th optimizer step (default 20; 0 = off)")
 
 
 def register(subparsers) -> None:
@@ -141,9 +141,6 @@ def demo_table(rows: list[dict]) -> str:
             "time s"]
     body = []
     for r in rows:
-        if r.get("error"):
-            body.append([r["numerics"], f"not available: {r['error']}"])
-            continue
         ev = [x for x in r["event_rate"] if x is not None]
         so = [x for x in r["saturated_output_fraction"] if x is not None]
         body.append([r["numerics"], *(_mean_std(r[k]) for _, k in DEMO_COLUMNS),
@@ -163,7 +160,7 @@ def demo_table(rows: list[dict]) -> str:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from intsim.cil import CILRun, ConfigError, resolve_config
+    from intsim.cil import DEFAULTS, CILRun, ConfigError, resolve_config
     from intsim.io import atomic_write_text
     from intsim.plots import plot_comparison
     epochs = 1 if args.quick else (args.epochs if args.epochs is not None else DEMO_EPOCHS)
@@ -191,11 +188,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
             except (ConfigError, FileNotFoundError, ValueError, TypeError) as e:
                 return _error("demo", e)
             t0 = time.perf_counter()
-            try:
-                metrics = run.execute(quiet=args.quiet)
-            except NotImplementedError as e:          # quantized path not available yet
-                row = {"numerics": name, "error": str(e) or "NotImplementedError"}
-                break
+            metrics = run.execute(quiet=args.quiet)
             row["seconds"].append(time.perf_counter() - t0)
             summary = json.loads((folder / "trace_summary.json").read_text())
             for _, k in DEMO_COLUMNS:
@@ -205,7 +198,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
             row["runs"].append(str(folder))
             per_seed.append(metrics)
         rows.append(row)
-        if per_seed and not row.get("error"):
+        if per_seed:
             curves[name] = {
                 f"{p}{key}": np.mean([np.array(m[f"{p}{key}"], dtype=float) for m in per_seed],
                                      axis=0).tolist()
@@ -215,8 +208,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
           f"seed(s); forgetting: Chaudhry (mean over old tasks of best-before-last minus last); "
           f"no prefix = network classifier (CNN), NME = nearest mean of exemplars (float). "
           f"sat.events/op: accumulator saturation events per accumulation opportunity; "
-          f"sat.outputs: share of matmul outputs hit by saturation (trace.h5, every 10th "
-          f"training step; — = fp32, no integer matmuls).")
+          f"sat.outputs: share of matmul outputs hit by saturation (trace.h5, every "
+          f"{DEFAULTS['trace_every']}th training step; — = fp32, no integer matmuls).")
     if curves:
         plot_comparison(curves, out / "comparison.png",
                         title=f"iCaRL on watch: mean over {len(seeds)} seed(s), {epochs} "

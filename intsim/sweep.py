@@ -470,6 +470,24 @@ def row_from_dir(cell: Union[Cell, dict]) -> dict:
     return row
 
 
+def sync_numba_config() -> None:
+    """Make Numba's config agree with this process's environment before any kernel runs.
+
+    A Dask worker may import Numba before its NUMBA_NUM_THREADS is applied; Numba then holds
+    the machine default, launches its pool from one value and, at the next compilation,
+    reloads the other and refuses to go on ("Cannot set NUMBA_NUM_THREADS ... once the
+    threads have been launched"). Reloading here, before the pool starts, settles it; if the
+    pool is already running, the environment is set to the pool's size instead.
+    """
+    import numba
+    try:
+        numba.config.reload_config()
+    except RuntimeError:
+        from numba.np.ufunc import parallel
+        os.environ["NUMBA_NUM_THREADS"] = str(parallel.NUM_THREADS)
+        numba.config.reload_config()
+
+
 @contextmanager
 def thread_limits(n: int):
     """numba.set_num_threads(n) (thread-local, restored after) and threadpoolctl's BLAS/OpenMP
@@ -492,14 +510,24 @@ def thread_limits(n: int):
 
 
 def worker_thread_report(threads: int = 1) -> dict:
-    """What a task sees on this process: the thread variables, numba's default thread count
-    and the counts inside thread_limits(threads) (numba; BLAS/OpenMP pools by threadpoolctl).
-    Submit it to a cluster to check that workers will not oversubscribe cores."""
+    """What a task sees on this process: the thread variables, numba's default thread count,
+    the counts inside thread_limits(threads) (numba; BLAS/OpenMP pools by threadpoolctl) and
+    whether Numba can still compile there. Submit it to a cluster to check that workers will
+    not oversubscribe cores."""
     import numba
+    sync_numba_config()
     rep = {"env": {k: os.environ.get(k) for k in THREAD_ENV_VARS},
            "numba_default": numba.get_num_threads(), "pid": os.getpid()}
     with thread_limits(threads):
         rep["numba_in_task"] = numba.get_num_threads()
+
+        @numba.njit(cache=False)
+        def fresh(x):                      # a compilation inside the task must work
+            return x + 1
+        try:
+            rep["compiles"] = fresh(1) == 2
+        except RuntimeError as err:
+            rep["compiles"] = str(err)
         try:
             from threadpoolctl import threadpool_info
             rep["pools_in_task"] = {p["internal_api"]: p["num_threads"]
@@ -543,6 +571,7 @@ def run_cell(cell: dict) -> dict:
         d.mkdir(parents=True, exist_ok=True)
         for stale in ("error.txt", "status.json"):
             (d / stale).unlink(missing_ok=True)
+        sync_numba_config()
         with thread_limits(cell.get("threads", 1)):
             run(cell["cfg"], resume=state == "resume", quiet=True)
         seconds = time.perf_counter() - t0

@@ -390,6 +390,7 @@ def test_killed_worker_cell_resumes_from_its_checkpoint_and_thread_limits(tmp_pa
             assert set(rep["env"].values()) == {"1"} and rep["numba_default"] == 1
         rep = client.submit(sweep.worker_thread_report, pure=False).result()
         assert rep["numba_in_task"] == 1
+        assert rep["compiles"] is True          # a kernel specialisation new to the worker
         assert all(n == 1 for n in (rep["pools_in_task"] or {}).values())
         pids = client.run(os.getpid)
 
@@ -460,3 +461,20 @@ def test_reproduce_paper_sweep_prints_ours_beside_the_paper(tmp_path, capsys):
     assert (tmp_path / "runs" / "summary.csv").exists()
     assert script.main(argv) == 0
     assert "2 reused" in capsys.readouterr().out
+
+
+def test_a_worker_can_compile_new_kernels(tmp_path):
+    """A worker spawned from a script that imports intsim (as the `intsim` command does)
+    imports Numba before its NUMBA_NUM_THREADS is applied; without sync_numba_config the
+    first compilation in a task then fails ("Cannot set NUMBA_NUM_THREADS ...")."""
+    script = tmp_path / "probe.py"
+    script.write_text("import json\nfrom intsim import sweep\n"
+                      "if __name__ == '__main__':\n"
+                      "    with sweep.dask_client(workers=1, quiet=True) as c:\n"
+                      "        rep = c.submit(sweep.worker_thread_report, pure=False).result()\n"
+                      "    print(json.dumps(rep))\n")
+    res = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                         timeout=300, cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    rep = json.loads(res.stdout.strip().splitlines()[-1])
+    assert rep["compiles"] is True and rep["numba_in_task"] == 1

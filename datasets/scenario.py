@@ -182,8 +182,10 @@ def bic_validation_split(X_new: np.ndarray, y_new: np.ndarray,
             pick = np.zeros(n_c, dtype=bool)
             if k:
                 pick[rng.choice(n_c, size=k, replace=False)] = True
-            va_x.append(X[idx[pick]]); va_y.append(y[idx[pick]])
-            tr_x.append(X[idx[~pick]]); tr_y.append(y[idx[~pick]])
+            va_x.append(X[idx[pick]])
+            va_y.append(y[idx[pick]])
+            tr_x.append(X[idx[~pick]])
+            tr_y.append(y[idx[~pick]])
 
     split(X_new, y_new, new_rule)
     if X_mem is not None and y_mem.size:

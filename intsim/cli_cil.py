@@ -1,8 +1,8 @@
 """The `intsim cil` and `intsim demo` subcommands.
 
-intsim/cli.py adds them with `register(subparsers)`. Bad input (unknown data set, method or preset, a missing data folder, a bad
-config file) prints one line `intsim cil: error: ...` to stderr and exits with code 2.
-"""
+intsim/cli.py adds them with `register(subparsers)`. Bad input (unknown data set, method or
+preset, a missing data folder, a bad config file) prints one line `intsim cil: error: ...`
+to stderr and exits with code 2."""
 from __future__ import annotations
 
 import argparse

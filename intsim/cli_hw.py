@@ -1,9 +1,9 @@
 """The hardware-verification subcommands: `intsim golden`, `intsim compare`,
 `intsim overflow-report`.
 
-intsim/cli.py adds them with `register(subparsers)`. Exit codes: 0 success (compare: everything present matches), 1 a
-mismatch found by compare, 2 bad input (one line `intsim COMMAND: error: ...` on stderr).
-"""
+intsim/cli.py adds them with `register(subparsers)`. Exit codes: 0 success (compare:
+everything present matches), 1 a mismatch found by compare, 2 bad input (one line `intsim
+COMMAND: error: ...` on stderr)."""
 from __future__ import annotations
 
 import argparse

@@ -1,9 +1,9 @@
 """The `intsim sweep` subcommand.
 
-intsim/cli.py adds it with `register(subparsers)`. A bad grid file prints one line `intsim sweep: error: ...` and exits with code 2;
-a sweep in which some cells failed exits with code 1 after writing every table (the failures
-are listed in results and in DIR/runs/<cell>/error.txt); Ctrl-C exits with 130.
-"""
+intsim/cli.py adds it with `register(subparsers)`. A bad grid file prints one line `intsim
+sweep: error: ...` and exits with code 2; a sweep in which some cells failed exits with code
+1 after writing every table (the failures are listed in results and in
+DIR/runs/<cell>/error.txt); Ctrl-C exits with 130."""
 from __future__ import annotations
 
 import argparse

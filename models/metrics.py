@@ -411,7 +411,8 @@ class SeedSummary:
 
     def to_dict(self) -> Dict[str, Any]:
         """JSON-ready dict: mean, std, n, ddof, values (NumPy arrays become lists)."""
-        conv = (lambda v: v.tolist() if isinstance(v, np.ndarray) else float(v))
+        def conv(v):
+            return v.tolist() if isinstance(v, np.ndarray) else float(v)
         return {"mean": conv(self.mean), "std": conv(self.std), "n": self.n,
                 "ddof": self.ddof, "values": self.values.tolist()}
 

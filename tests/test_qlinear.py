@@ -31,10 +31,10 @@ def codes_scale(qt, raw):
     return (raw, f32(1)) if qt is None else (qt.codes, qt.scale)
 
 
-def matmul(l, r, acc):
-    if acc is not None and l.dtype.kind in "iu" and r.dtype.kind in "iu":
-        return int_matmul(l, r, acc)
-    return l.astype(f32) @ r.astype(f32)
+def matmul(left, right, acc):
+    if acc is not None and left.dtype.kind in "iu" and right.dtype.kind in "iu":
+        return int_matmul(left, right, acc)
+    return left.astype(f32) @ right.astype(f32)
 
 
 def H(x, axis, rule):

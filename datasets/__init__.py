@@ -27,7 +27,8 @@ __all__ = [
     "N_FEATURES", "apply_minmax", "default_cache_dir", "extract_features", "fit_minmax",
     "load_cifar100", "load_dataset", "load_digits", "load_dsads_raw", "load_fashion_mnist",
     "load_feature_table", "load_hapt", "load_pamap2_raw", "load_synthetic_har", "load_watch",
-    "magnitude", "magnitude_features", "minmax_preprocess", "make_synthetic_feature_table", "make_synthetic_har_windows",
+    "magnitude", "magnitude_features", "minmax_preprocess", "make_synthetic_feature_table",
+    "make_synthetic_har_windows",
     "read_dsads_segments", "read_idx", "read_pamap2_file", "remap_labels", "scale_dataset",
     "sliding_windows",
 ]

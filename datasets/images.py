@@ -96,7 +96,8 @@ def load_cifar100(data_dir: os.PathLike | str, label_type: str = "fine") -> Data
         if data.ndim != 2 or data.shape[1] != 3072 or data.dtype != np.uint8:
             raise malformed_error("cifar100", path, f"'data' must be uint8 (n, 3072), got {data.dtype} {data.shape}")
         if labels.shape != (data.shape[0],) or (labels.size and (labels.min() < 0 or labels.max() >= n_classes)):
-            raise malformed_error("cifar100", path, f"'{label_type}_labels' must be {data.shape[0]} ints in 0..{n_classes - 1}")
+            raise malformed_error("cifar100", path,
+                                  f"'{label_type}_labels' must be {data.shape[0]} ints in 0..{n_classes - 1}")
         # rows are R plane, G plane, B plane, each 32x32 row-major
         Xs.append(data.reshape(-1, 3, 32, 32))
         ys.append(labels)

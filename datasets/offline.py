@@ -144,7 +144,8 @@ def load_fashion_mnist(data_dir: os.PathLike | str | None = None, flatten: bool 
         imgs = read_idx(paths[0])
         labs = read_idx(paths[1])
         if imgs.ndim != 3 or imgs.dtype != np.uint8:
-            raise malformed_error("fashion_mnist", paths[0], f"expected uint8 (n, 28, 28) images, got {imgs.dtype} {imgs.shape}")
+            raise malformed_error("fashion_mnist", paths[0],
+                                  f"expected uint8 (n, 28, 28) images, got {imgs.dtype} {imgs.shape}")
         if labs.shape != (imgs.shape[0],) or (labs.size and labs.max() > 9):
             raise malformed_error("fashion_mnist", paths[1], f"expected {imgs.shape[0]} labels in 0..9")
         Xs.append(imgs)

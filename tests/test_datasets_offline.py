@@ -38,7 +38,8 @@ def test_watch_real_data(tmp_path):
     assert scaled.X[train].min() >= -1.0 and scaled.X[train].max() <= 1.0
     # every used feature reaches both ends on the training rows (constant columns map to 0)
     varying = scaler.data_max > scaler.data_min
-    assert np.allclose(scaled.X[train][:, varying].min(axis=0), -1) and np.allclose(scaled.X[train][:, varying].max(axis=0), 1)
+    assert np.allclose(scaled.X[train][:, varying].min(axis=0), -1)
+    assert np.allclose(scaled.X[train][:, varying].max(axis=0), 1)
     clipped, _ = scale_dataset(ds, train, clip=True)
     assert clipped.X.min() >= -1.0 and clipped.X.max() <= 1.0
     again = load_dataset("watch", cache_dir=tmp_path)

@@ -60,11 +60,7 @@ def plot_run(metrics: Mapping, path: os.PathLike | str, title: str = "") -> None
         lab = f"{label}, AIA {aia:.1f}" if isinstance(aia, (int, float)) else label
         ax.plot(np.arange(1, len(A) + 1), A, marker="o", label=lab)
         ax.set_xticks(np.arange(1, len(A) + 1))
-    ax.set_xlabel("tasks learned")
-    ax.set_ylabel("accuracy on all seen classes (%)")
-    ax.set_ylim(0, 100)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, loc="lower left")
+    _task_axes(ax)
     ax.set_title("accuracy after each task", fontsize=9)
     for ax, (_, p, label) in zip(axes[1:], present):
         _heatmap(ax, _arr(metrics[f"{p}acc_matrix"]), f"accuracy matrix, {label}")
@@ -72,6 +68,15 @@ def plot_run(metrics: Mapping, path: os.PathLike | str, title: str = "") -> None
         fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     fig.savefig(os.fspath(path))
+
+
+def _task_axes(ax) -> None:
+    """Axes of an accuracy-per-task plot: tasks learned vs accuracy on all seen classes."""
+    ax.set_xlabel("tasks learned")
+    ax.set_ylabel("accuracy on all seen classes (%)")
+    ax.set_ylim(0, 100)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="lower left")
 
 
 def plot_comparison(runs: Mapping[str, Mapping], path: os.PathLike | str, title: str = "",
@@ -91,11 +96,7 @@ def plot_comparison(runs: Mapping[str, Mapping], path: os.PathLike | str, title:
             ax.plot(np.arange(1, len(A) + 1), A, marker="o", color=colors[i % 10],
                     linestyle="-" if cname == "cnn" else "--", label=lab)
             ax.set_xticks(np.arange(1, len(A) + 1))
-    ax.set_xlabel("tasks learned")
-    ax.set_ylabel("accuracy on all seen classes (%)")
-    ax.set_ylim(0, 100)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, loc="lower left")
+    _task_axes(ax)
     if title:
         ax.set_title(title, fontsize=10)
     fig.tight_layout()

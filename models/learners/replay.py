@@ -4,17 +4,10 @@
 """
 from __future__ import annotations
 
-from intsim.losses import cross_entropy
-
-from .base import Learner
+from .finetune import Finetune
 
 
-class Replay(Learner):
+class Replay(Finetune):
+    """Finetune's loss; the base class adds the exemplar memory to the training set."""
     name = "replay"
     uses_memory = True
-
-    def step_loss(self, x, y):
-        logits = self.model.forward(x)
-        loss, grad = cross_entropy(logits, y)
-        self.model.backward(grad)
-        return loss

@@ -60,11 +60,37 @@ def _tile_macs(r, e, a, m0, k0, k1, b, mode, lo, hi, bits, count):
     e0, e1, e2, e3 = e[0], e[1], e[2], e[3]
     half = T(np.int64(1) << (bits - 1))
     mask = T((np.int64(1) << bits) - 1)
-    for k in range(k0, k1):
+    k = k0
+    while k < k1:
+        if k + 1 < k1 and not count and (mode == SATURATE or mode == EXACT
+                                         or mode == CLAMP_TILE):
+            # two k-steps per pass over the lanes: each register is loaded and stored once
+            # per pair (the same sequence of operations per output, so the same bits)
+            a0, a1, a2, a3 = T(a[m0, k]), T(a[m0 + 1, k]), T(a[m0 + 2, k]), T(a[m0 + 3, k])
+            c0, c1 = T(a[m0, k + 1]), T(a[m0 + 1, k + 1])
+            c2, c3 = T(a[m0 + 2, k + 1]), T(a[m0 + 3, k + 1])
+            br, bs = b[k], b[k + 1]
+            if mode == SATURATE:
+                for n in range(r0.size):
+                    bv, bw = br[n], bs[n]
+                    r0[n] = min(max(T(min(max(T(r0[n] + T(a0 * bv)), lo), hi) + T(c0 * bw)), lo), hi)
+                    r1[n] = min(max(T(min(max(T(r1[n] + T(a1 * bv)), lo), hi) + T(c1 * bw)), lo), hi)
+                    r2[n] = min(max(T(min(max(T(r2[n] + T(a2 * bv)), lo), hi) + T(c2 * bw)), lo), hi)
+                    r3[n] = min(max(T(min(max(T(r3[n] + T(a3 * bv)), lo), hi) + T(c3 * bw)), lo), hi)
+            else:
+                for n in range(r0.size):
+                    bv, bw = br[n], bs[n]
+                    r0[n] = T(r0[n] + T(a0 * bv) + T(c0 * bw))
+                    r1[n] = T(r1[n] + T(a1 * bv) + T(c1 * bw))
+                    r2[n] = T(r2[n] + T(a2 * bv) + T(c2 * bw))
+                    r3[n] = T(r3[n] + T(a3 * bv) + T(c3 * bw))
+            k += 2
+            continue
         a0, a1, a2, a3 = T(a[m0, k]), T(a[m0 + 1, k]), T(a[m0 + 2, k]), T(a[m0 + 3, k])
+        brow = b[k]
+        k += 1
         if a0 == 0 and a1 == 0 and a2 == 0 and a3 == 0:
             continue                       # adds nothing, cannot overflow
-        brow = b[k]
         if mode == SATURATE and count:
             for n in range(r0.size):
                 bv = brow[n]

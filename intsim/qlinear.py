@@ -25,6 +25,7 @@ import numpy as np
 
 from .accumulator import int_matmul
 from .hadamard import block_size, fwht
+from .kernels.rescale import rescale, zero_clipped
 from .numerics import Numerics, QuantSpec
 from .quantize import quantize, quantize_log2
 from .rng import SRStream
@@ -130,11 +131,14 @@ def _product(left: np.ndarray, right: np.ndarray, acc, trace, label: str) -> np.
     return out
 
 
-def _rescale(acc: np.ndarray, c: np.ndarray) -> np.ndarray:
-    """fl32(fl32(acc) · c) with c (G,) broadcast over each group's trailing dims."""
+def _rescale(acc: np.ndarray, c) -> np.ndarray:
+    """fl32(fl32(acc) · c) with c (G,) (or a scalar) broadcast over each group's trailing dims."""
     c = np.asarray(c, np.float32)
-    c = c.reshape(c.shape + (1,) * (acc.ndim - c.ndim))
-    return acc.astype(np.float32) * c
+    groups = acc.shape[0] if c.ndim else 1
+    out = np.empty(acc.shape, np.float32)
+    rescale(np.ascontiguousarray(acc).reshape(groups, -1),
+            np.broadcast_to(c, (groups,)).copy(), out.reshape(groups, -1))
+    return out
 
 
 def _factor(s_left, s_right, s_prior, p: int) -> np.ndarray:
@@ -157,12 +161,11 @@ def _ste_mask(grad: np.ndarray, x: np.ndarray, clip, grouped: bool) -> np.ndarra
     """Zero the gradient where |x| > m (the value was clamped by the forward quantizer)."""
     if clip is None:
         return grad
-    m = np.asarray(clip, np.float32)
-    if grouped:
-        m = m.reshape((-1,) + (1,) * (x.ndim - 1))
-    clipped = (x > m) | (x < -m)
-    if clipped.any():
-        grad = np.where(clipped, np.float32(0), grad)
+    m = np.asarray(clip, np.float32).reshape(-1)
+    groups = x.shape[0] if grouped else 1
+    grad = np.ascontiguousarray(grad, np.float32)
+    zero_clipped(grad.reshape(groups, -1), np.ascontiguousarray(x, np.float32).reshape(groups, -1),
+                 np.broadcast_to(m, (groups,)).copy())
     return grad
 
 

@@ -46,7 +46,7 @@ def main(argv=None) -> int:
         return 0
     try:
         return args.func(args) or 0
-    except (ValueError, FileNotFoundError) as err:
+    except (ValueError, FileNotFoundError, ImportError) as err:
         print(f"intsim {args.command}: error: {err}", file=sys.stderr)
         return 2
 

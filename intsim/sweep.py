@@ -621,8 +621,13 @@ def dask_client(scheduler=None, workers: Optional[int] = None, threads: int = 1,
     """A dask.distributed Client: of `scheduler` (address or Client, used unchanged) or of a new
     LocalCluster with `workers` single-threaded worker processes whose thread pools are limited
     to `threads` (closed on exit)."""
-    import dask
-    from dask.distributed import Client, LocalCluster
+    try:
+        import dask
+        from dask.distributed import Client, LocalCluster
+    except ImportError as err:
+        raise ImportError("intsim sweep needs Dask distributed, which is not installed: "
+                          "pip install -e '.[sweep]' (or --workers 0 to run the cells in "
+                          "this process)") from err
     if scheduler is not None:
         if isinstance(scheduler, Client):
             yield scheduler
@@ -756,8 +761,8 @@ def run_sweep(grid: Union[Grid, str, os.PathLike], out: Union[str, os.PathLike],
 
 def _run_on_dask(todo: list, done, scheduler, workers, threads, quiet) -> None:
     import uuid
-    from dask.distributed import as_completed
     with dask_client(scheduler, workers, threads, quiet) as client:
+        from dask.distributed import as_completed
         futures = {}
         for c in todo:
             f = client.submit(run_cell, c.to_dict(), pure=False,

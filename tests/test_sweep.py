@@ -478,3 +478,12 @@ def test_a_worker_can_compile_new_kernels(tmp_path):
     assert res.returncode == 0, res.stderr
     rep = json.loads(res.stdout.strip().splitlines()[-1])
     assert rep["compiles"] is True and rep["numba_in_task"] == 1
+
+
+def test_missing_dask_is_a_one_line_error(tmp_path, capsys, monkeypatch):
+    for mod in ("dask", "dask.distributed"):
+        monkeypatch.setitem(sys.modules, mod, None)          # import now raises ImportError
+    g = write_grid(tmp_path)
+    code = main(["sweep", "--grid", str(g), "--out", str(tmp_path / "o"), "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 2 and "pip install -e '.[sweep]'" in err

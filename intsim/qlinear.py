@@ -143,10 +143,9 @@ def _rescale(acc: np.ndarray, c) -> np.ndarray:
 
 def _factor(s_left, s_right, s_prior, p: int) -> np.ndarray:
     """c = fl32(fl32(fl32(s_left · s_right) · s_prior) / p), elementwise in float32."""
-    c = np.float32(s_left) * np.float32(s_right) if np.ndim(s_left) == 0 and np.ndim(
-        s_right) == 0 else np.asarray(s_left, np.float32) * np.asarray(s_right, np.float32)
+    c = np.asarray(s_left, np.float32) * np.asarray(s_right, np.float32)
     c = c * np.asarray(s_prior, np.float32)
-    return (c / np.float32(p)).astype(np.float32)
+    return np.asarray(c / np.float32(p), np.float32)
 
 
 def _hadamard(x: np.ndarray, axis: int, rule: Optional[str]) -> tuple[np.ndarray, int]:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Optional, Union
 
 from .accumulator import Accumulator
-from .kernels.quantize import ROUNDING_CODES
+from .quantize import check_quant_args
 
 OPERANDS = ("w_fwd", "a_fwd", "w_bwd", "a_bwd", "g_in", "g_w")
 ACCUMULATORS = ("acc_fwd", "acc_in", "acc_w")
@@ -42,12 +42,8 @@ class QuantSpec:
     format: str = "int"
 
     def __post_init__(self):
-        if isinstance(self.bits, bool) or not isinstance(self.bits, int) \
-                or not 2 <= self.bits <= 16:
-            raise ValueError(f"bits: expected an int in [2, 16], got {self.bits!r}")
-        if self.rounding not in ROUNDING_CODES:
-            raise ValueError(f"rounding: expected one of {tuple(ROUNDING_CODES)}, "
-                             f"got {self.rounding!r}")
+        check_quant_args(self.bits, self.rounding, self.clip, self.signed, self.symmetric,
+                         self.scale, self.sr_bits)
         if self.format not in FORMATS:
             raise ValueError(f"format: expected one of {FORMATS}, got {self.format!r}")
         if self.format == "log2" and (self.rounding != "stochastic" or self.bits > 5):

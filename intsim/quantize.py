@@ -131,6 +131,35 @@ def quantize_log2(x: np.ndarray, bits: int = 4, *, rng: Union[SRStream, SRDraw],
     return q
 
 
+def check_quant_args(bits, rounding, clip, signed, symmetric, scale, sr_bits) -> tuple[int, int]:
+    """Validate quantize()'s arguments (also every QuantSpec); returns (bits, sr_bits).
+
+    Each ValueError starts with the argument's name and says what is expected.
+    """
+    bits = _check_int("bits", bits, 2, 16)
+    sr_bits = _check_int("sr_bits", sr_bits, 1, 32)
+    if rounding not in K.ROUNDING_CODES:
+        raise ValueError(f"rounding: expected one of {ROUNDINGS}, got {rounding!r}")
+    if isinstance(clip, bool) or not (isinstance(clip, (int, float, np.floating))
+                                      and np.isfinite(clip) and clip > 0):
+        raise ValueError(f"clip: expected a positive finite float, got {clip!r}")
+    if signed not in (None, True, False):
+        raise ValueError(f"signed: expected None, True or False, got {signed!r}")
+    if symmetric not in (True, False):
+        raise ValueError(f"symmetric: expected True or False, got {symmetric!r}")
+    if isinstance(scale, str):
+        if scale not in ("pow2", "sawb"):
+            raise ValueError(f"scale: expected None, 'pow2', 'sawb' or a positive float, "
+                             f"got {scale!r}")
+        if scale == "sawb" and bits != 4:
+            raise ValueError(f"scale: 'sawb' has coefficients for 4 bits only, but bits = {bits}")
+    elif scale is not None and (isinstance(scale, bool) or not (
+            isinstance(scale, (int, float, np.floating)) and np.isfinite(scale) and scale > 0)):
+        raise ValueError(f"scale: expected None, 'pow2', 'sawb' or a positive float, "
+                         f"got {scale!r}")
+    return bits, sr_bits
+
+
 def _check_int(name, value, lo, hi):
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not lo <= value <= hi:
         raise ValueError(f"{name}: expected an int in [{lo}, {hi}], got {value!r}")
@@ -154,14 +183,7 @@ def quantize(x: np.ndarray, bits: int, *, signed: Optional[bool] = None,
     if not isinstance(x, np.ndarray) or x.dtype.kind != "f":
         raise ValueError(f"x: expected a float16/float32/float64 NumPy array, got "
                          f"{getattr(x, 'dtype', type(x).__name__)}")
-    bits = _check_int("bits", bits, 2, 16)
-    sr_bits = _check_int("sr_bits", sr_bits, 1, 32)
-    if rounding not in K.ROUNDING_CODES:
-        raise ValueError(f"rounding: expected one of {ROUNDINGS}, got {rounding!r}")
-    if not (isinstance(clip, (int, float, np.floating)) and np.isfinite(clip) and clip > 0):
-        raise ValueError(f"clip: expected a positive finite float, got {clip!r}")
-    if signed not in (None, True, False):
-        raise ValueError(f"signed: expected None, True or False, got {signed!r}")
+    bits, sr_bits = check_quant_args(bits, rounding, clip, signed, symmetric, scale, sr_bits)
     draw = _next_draw(rng) if rounding == "stochastic" else None
     x32, amax, has_negative = _as_float32(x)
     if signed is None:
@@ -169,17 +191,6 @@ def quantize(x: np.ndarray, bits: int, *, signed: Optional[bool] = None,
     elif not signed and has_negative:
         raise ValueError("signed=False but x has negative values; use signed=True or None")
     qmin, qmax = code_range(bits, signed, symmetric)
-
-    if isinstance(scale, str):
-        if scale not in ("pow2", "sawb"):
-            raise ValueError(f"scale: expected None, 'pow2', 'sawb' or a positive float, "
-                             f"got {scale!r}")
-        if scale == "sawb" and bits != 4:
-            raise ValueError(f"bits: scale='sawb' has coefficients for 4 bits only, got {bits}")
-    elif scale is not None and not (isinstance(scale, (int, float, np.floating))
-                                    and np.isfinite(scale) and scale > 0):
-        raise ValueError(f"scale: expected None, 'pow2', 'sawb' or a positive float, "
-                         f"got {scale!r}")
 
     if scale is None or isinstance(scale, str):
         stat = sawb_clip(x32, amax) if scale == "sawb" else amax

@@ -320,3 +320,14 @@ def test_trace_records_quantization_statistics():
     assert np.isclose(rec["mean_abs_round_err"], np.abs(err).mean())
     quantize(np.array([10.0, -0.4], np.float32), 3, scale=1.0, trace=tr)
     assert tr.records[-1]["clipped_fraction"] == 0.5
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    (dict(clip=0.0), "clip"), (dict(sr_bits=40), "sr_bits"), (dict(bits=1), "bits"),
+    (dict(scale="sawb", bits=8), "scale"), (dict(scale=-2.0), "scale"),
+    (dict(symmetric="yes"), "symmetric"), (dict(rounding="up"), "rounding"),
+])
+def test_quantspec_checks_its_fields_like_quantize(kwargs, match):
+    from intsim import QuantSpec
+    with pytest.raises(ValueError, match=f"^{match}"):
+        QuantSpec(**kwargs)

@@ -54,6 +54,7 @@ instructions elsewhere, so the results are the same on every CPU; only the speed
 """
 from __future__ import annotations
 
+import functools
 import os
 
 import numba
@@ -62,6 +63,8 @@ from llvmlite import ir
 from numba import prange, types
 from numba.core import cgutils
 from numba.core.extending import intrinsic
+
+from . import matmul_x86
 
 VEC_BYTES = 32     # bytes per SIMD vector in the emitted IR (a ymm register)
 G = 8              # k per product-table group (one call of the inner kernel)
@@ -131,12 +134,15 @@ def _switch(builder, selector, cases, emit):
 
 
 def _make_mac(kind):
-    """The inner kernel of one kind: mac(reg, table, idx, k0, nv, lo, hi, total, last).
+    """The inner kernel of one kind:
+    mac(reg, table, idx, k0, kend, ioff, nv, lo, hi, total, last).
 
     reg (M, ≥ nv·lanes) registers of the lane type; table (G, NVAL, MAX_NV·lanes)
-    C-contiguous with table[j, v] = (amin + v) · b[k0 + j, block]; idx (M, ≥ k0 + G) uint8
-    holding a[m, k] − amin. For every row m, j = 0 … G−1 in order:
-    reg[m, :nv·lanes] = R(reg[m, :nv·lanes] + table[j, idx[m, k0 + j], :nv·lanes]).
+    C-contiguous, table[j, v] = the products of code value `vbase + v` with b[k0 + j, block];
+    idx (M, kend) int8/uint8 codes of the row operand, any strides, idx value ioff ↔ entry 0.
+    For every row m, j = 0 … G−1 in order (k = min(k0 + j, kend − 1): table rows j beyond
+    the group are zero, so the code read there does not matter):
+    reg[m, :nv·lanes] = R(reg[m, :nv·lanes] + table[j, idx[m, k] − ioff, :nv·lanes]).
     last = KEEP stores the registers back; FOLD / FOLD_CLAMP end the tile instead:
     total[m, :nv·lanes] += (clamped) register, widened to total's dtype, and reg = 0.
     nv (vectors per row) is 1, 2 or 4; each (nv, last) pair is its own unrolled loop.
@@ -147,13 +153,14 @@ def _make_mac(kind):
     lasts = (KEEP, FOLD, FOLD_CLAMP) if kind == ADD16 else (KEEP, FOLD)
 
     def codegen(context, builder, sig, args):
-        regv, tabv, idxv, k0, nv, lo, hi, totv, last = args
+        regv, tabv, idxv, k0, kend, ioff, nv, lo, hi, totv, last = args
         rdata, (M, _), (rstride, _) = _array(context, builder, sig.args[0], regv, 2)
         tdata, _, _ = _array(context, builder, sig.args[1], tabv, 3)
-        xdata, _, (xstride, _) = _array(context, builder, sig.args[2], idxv, 2)
-        sdata, _, (sstride, _) = _array(context, builder, sig.args[7], totv, 2)
-        wty = ir.VectorType(ir.IntType(sig.args[7].dtype.bitwidth), lanes)
-        wbytes = lanes * sig.args[7].dtype.bitwidth // 8
+        xdata, _, (xs0, xs1) = _array(context, builder, sig.args[2], idxv, 2)
+        sdata, _, (sstride, _) = _array(context, builder, sig.args[9], totv, 2)
+        widen = builder.sext if sig.args[2].dtype.signed else builder.zext
+        wty = ir.VectorType(ir.IntType(sig.args[9].dtype.bitwidth), lanes)
+        wbytes = lanes * sig.args[9].dtype.bitwidth // 8
         fty = ir.FunctionType(vty, [vty, vty])
 
         def fn(name):
@@ -161,6 +168,13 @@ def _make_mac(kind):
 
         lovec = _splat(builder, builder.trunc(lo, lane), vty)
         hivec = _splat(builder, builder.trunc(hi, lane), vty)
+        tbase = builder.gep(tdata, [builder.mul(ioff, _const(-TV))])
+        klast = builder.sub(kend, _const(1))
+        koffs = []                                  # byte offset of k0 + j in an idx row
+        for j in range(G):
+            k = builder.add(k0, _const(j))
+            k = builder.select(builder.icmp_signed("<", k, klast), k, klast)
+            koffs.append(builder.mul(k, xs1))
 
         def mac(x, t):
             if kind in (ADD8, ADD16):
@@ -176,12 +190,12 @@ def _make_mac(kind):
             nvs, end = divmod(case, 4)
             with cgutils.for_range(builder, M) as loop:
                 m = loop.index
-                xrow = builder.gep(xdata, [builder.add(builder.mul(m, xstride), k0)])
+                xrow = builder.gep(xdata, [builder.mul(m, xs0)])
                 rrow = builder.gep(rdata, [builder.mul(m, rstride)])
                 tabs = []
                 for j in range(G):
-                    v = builder.zext(builder.load(builder.gep(xrow, [_const(j)])), _I64)
-                    tabs.append(builder.gep(tdata, [builder.add(builder.mul(v, _const(TV)),
+                    v = widen(builder.load(builder.gep(xrow, [koffs[j]])), _I64)
+                    tabs.append(builder.gep(tbase, [builder.add(builder.mul(v, _const(TV)),
                                                                 _const(j * TJ))]))
                 rps = [_vec_at(builder, rrow, _const(c * VEC_BYTES), vty) for c in range(nvs)]
                 xs = [builder.load(p, align=1) for p in rps]
@@ -208,15 +222,15 @@ def _make_mac(kind):
         _switch(builder, sel, [4 * n + e for n in (4, 2, 1) for e in lasts], rows)
         return context.get_dummy_value()
 
-    def typer(typingctx, reg, table, idx, k0, nv, lo, hi, total, last):
+    def typer(typingctx, reg, table, idx, k0, kend, ioff, nv, lo, hi, total, last):
         arrays = (reg, table, idx, total)
         if not (all(isinstance(x, types.Array) for x in arrays) and reg.ndim == 2
                 and table.ndim == 3 and table.layout == "C" and idx.ndim == 2
-                and idx.dtype == types.uint8 and total.ndim == 2
+                and idx.dtype in (types.int8, types.uint8) and total.ndim == 2
                 and total.dtype in (types.int16, types.int32)):
             return None
         i64 = types.int64
-        return types.void(reg, table, idx, i64, i64, i64, i64, total, i64), codegen
+        return types.void(reg, table, idx, i64, i64, i64, i64, i64, i64, total, i64), codegen
 
     return intrinsic(typer)
 
@@ -281,17 +295,18 @@ _build8, _build16 = _make_build(ADD8), _make_build(ADD16)
 
 
 @numba.njit(cache=True, inline="always")
-def _mac(kind, reg, table, idx, k0, nv, lo, hi, total, last):
+def _mac(kind, reg, table, idx, k0, ioff, nv, lo, hi, total, last):
+    K = idx.shape[1]
     if kind == SAT:
-        _mac_sat(reg, table, idx, k0, nv, lo, hi, total, last)
+        _mac_sat(reg, table, idx, k0, K, ioff, nv, lo, hi, total, last)
     elif kind == SAT_LO:
-        _mac_sat_lo(reg, table, idx, k0, nv, lo, hi, total, last)
+        _mac_sat_lo(reg, table, idx, k0, K, ioff, nv, lo, hi, total, last)
     elif kind == SAT_LOHI:
-        _mac_sat_lohi(reg, table, idx, k0, nv, lo, hi, total, last)
+        _mac_sat_lohi(reg, table, idx, k0, K, ioff, nv, lo, hi, total, last)
     elif kind == ADD8:
-        _mac_add8(reg, table, idx, k0, nv, lo, hi, total, last)
+        _mac_add8(reg, table, idx, k0, K, ioff, nv, lo, hi, total, last)
     else:
-        _mac_add16(reg, table, idx, k0, nv, lo, hi, total, last)
+        _mac_add16(reg, table, idx, k0, K, ioff, nv, lo, hi, total, last)
 
 
 @numba.njit(cache=True, inline="always")
@@ -351,17 +366,17 @@ def _tile_end(reg, part, total, nl, chunked, cmode, lo, hi, bits, ts_mode, ts_lo
 
 
 @numba.njit(cache=True)
-def _columns(kind, blocks, idx, bp, out, amin, nval, tile, chunk, cmode, lo, hi, bits,
-             ts_mode, ts_lo, ts_hi, ts_bits, reg, part, table, total):
+def _columns(kind, blocks, idx, ioff, bp, out, transposed, vbase, nval, tile, chunk, cmode, lo,
+             hi, bits, ts_mode, ts_lo, ts_hi, ts_bits, reg, part, table, total):
     """Every column block (first vector, vectors) of `blocks` through all tiles; reg, part,
-    total (M, MAX_NV·lanes) and table (G, NVAL, MAX_NV·lanes) are scratch.
+    total (M, MAX_NV·lanes) and table (G, NVAL, MAX_NV·lanes) are scratch. Writes
+    out[m, column] (or out[column, m] when `transposed`).
 
     Common case (no chunks, no tile-sum register limit, C = identity or clamp): the inner
     kernel ends each tile itself (FOLD / FOLD_CLAMP). Otherwise `_tile_end` does, in int64.
     """
-    M = idx.shape[0]
-    K = bp.shape[0]
-    N = out.shape[1]
+    M, K = idx.shape
+    ncols = out.shape[0] if transposed else out.shape[1]
     lanes = VEC_BYTES // reg.itemsize
     chunked = chunk < tile
     fused = not chunked and ts_mode == TS_NONE and cmode != C_WRAP
@@ -382,17 +397,25 @@ def _columns(kind, blocks, idx, bp, out, amin, nval, tile, chunk, cmode, lo, hi,
                         for n in range(nl):
                             pm[n] += rm[n]
                             rm[n] = 0
-                _build_table(table, bp, g, min(G, k1 - g), c0, nv, amin, nval)
+                _build_table(table, bp, g, min(G, k1 - g), c0, nv, vbase, nval)
                 last = fold if fused and g + G >= k1 else KEEP
-                _mac(kind, reg, table, idx, g, nv, lo, hi, total, last)
+                _mac(kind, reg, table, idx, g, ioff, nv, lo, hi, total, last)
             if not fused:
                 _tile_end(reg, part, total, nl, chunked, cmode, lo, hi, bits, ts_mode, ts_lo,
                           ts_hi, ts_bits)
-        width = min(nl, N - c0)
-        for m in range(M):
-            om, tm = out[m, c0:c0 + width], total[m, :width]
-            for n in range(width):
-                om[n] = tm[n]
+        width = min(nl, ncols - c0)
+        if transposed:
+            for m0 in range(0, M, 16):                 # out[c0 + n, m] = total[m, n]
+                m1 = min(M, m0 + 16)
+                for n in range(width):
+                    om = out[c0 + n, m0:m1]
+                    for r in range(m1 - m0):
+                        om[r] = total[m0 + r, n]
+        else:
+            for m in range(M):
+                om, tm = out[m, c0:c0 + width], total[m, :width]
+                for n in range(width):
+                    om[n] = tm[n]
 
 
 @numba.njit(cache=True)
@@ -403,32 +426,70 @@ def _scratch(M, lane_proto, total_proto):
 
 
 @numba.njit(cache=True)
-def _serial(kind, blocks, idx, bp, out, amin, nval, tile, chunk, cmode, lo, hi, bits,
-            ts_mode, ts_lo, ts_hi, ts_bits, lane_proto, total_proto):
+def _serial(kind, blocks, idx, ioff, bp, out, transposed, vbase, nval, tile, chunk, cmode, lo,
+            hi, bits, ts_mode, ts_lo, ts_hi, ts_bits, lane_proto, total_proto):
     reg, part, table, total = _scratch(idx.shape[0], lane_proto, total_proto)
-    _columns(kind, blocks, idx, bp, out, amin, nval, tile, chunk, cmode, lo, hi, bits,
-             ts_mode, ts_lo, ts_hi, ts_bits, reg, part, table, total)
+    _columns(kind, blocks, idx, ioff, bp, out, transposed, vbase, nval, tile, chunk, cmode, lo,
+             hi, bits, ts_mode, ts_lo, ts_hi, ts_bits, reg, part, table, total)
 
 
 @numba.njit(cache=True, parallel=True)
-def _parallel(kind, blocks, starts, idx, bp, out, amin, nval, tile, chunk, cmode, lo, hi, bits,
-              ts_mode, ts_lo, ts_hi, ts_bits, lane_proto, total_proto):
+def _parallel(kind, blocks, starts, idx, ioff, bp, out, transposed, vbase, nval, tile, chunk,
+              cmode, lo, hi, bits, ts_mode, ts_lo, ts_hi, ts_bits, lane_proto, total_proto):
     """Parts of the column blocks (blocks[starts[i]:starts[i+1]]) in parallel: each part
     builds the product tables of its own columns only."""
     for i in prange(starts.shape[0] - 1):
         reg, part, table, total = _scratch(idx.shape[0], lane_proto, total_proto)
-        _columns(kind, blocks[starts[i]:starts[i + 1]], idx, bp, out, amin, nval, tile, chunk,
-                 cmode, lo, hi, bits, ts_mode, ts_lo, ts_hi, ts_bits, reg, part, table, total)
+        _columns(kind, blocks[starts[i]:starts[i + 1]], idx, ioff, bp, out, transposed, vbase,
+                 nval, tile, chunk, cmode, lo, hi, bits, ts_mode, ts_lo, ts_hi, ts_bits, reg,
+                 part, table, total)
 
 
 @numba.njit(cache=True)
-def _fill_idx(a, amin, idx):
-    """idx[m, k] = a[m, k] - amin (0 … NVAL-1) for k < K; the G padding columns stay 0."""
+def _value_range(x):
+    """(min, max) of a 2-D integer array in one pass."""
+    lo = np.int64(x[0, 0])
+    hi = lo
+    for i in range(x.shape[0]):
+        row = x[i]
+        rlo, rhi = row[0], row[0]
+        for v in row:
+            rlo = min(rlo, v)
+            rhi = max(rhi, v)
+        lo = min(lo, np.int64(rlo))
+        hi = max(hi, np.int64(rhi))
+    return lo, hi
+
+
+@numba.njit(cache=True)
+def _to_index(a, amin, idx):
+    """idx[m, k] = a[m, k] − amin as uint8 (codes of a range of at most NVAL values)."""
     M, K = a.shape
     for m in range(M):
         am, im = a[m], idx[m]
         for k in range(K):
             im[k] = np.uint8(np.int64(am[k]) - amin)
+
+
+@numba.njit(cache=True)
+def _pad_lanes(x, transpose, dst):
+    """dst[k, n] = x[k, n] (or x[n, k] when `transpose`) modulo 2^(dst bits); the padding
+    lanes stay zero."""
+    T = dst.dtype.type
+    if transpose:
+        N, K = x.shape
+        for n0 in range(0, N, 16):                 # blocks of 16 rows of x
+            n1 = min(N, n0 + 16)
+            for k in range(K):
+                d = dst[k, n0:n1]
+                for r in range(n1 - n0):
+                    d[r] = T(x[n0 + r, k])
+    else:
+        K, N = x.shape
+        for k in range(K):
+            xk, d = x[k], dst[k, :N]
+            for n in range(N):
+                d[n] = T(xk[n])
 
 
 # --- selection and the call ------------------------------------------------------------------
@@ -441,8 +502,9 @@ PARALLEL_MIN_MACS = 1 << 21    # smaller calls run on the calling thread only
 INT32_MAX = (1 << 31) - 1
 
 
+@functools.lru_cache(maxsize=256)
 def _blocks(n_vec, parts):
-    """Column blocks (first lane index, vectors) of 4, 2 or 1 vectors covering n_vec vectors,
+    """Column blocks (first vector, vectors) of 4, 2 or 1 vectors covering n_vec vectors,
     cut into `parts` contiguous runs of nearly equal width; returns (blocks, starts)."""
     blocks, starts = [], [0]
     edges = [round(i * n_vec / parts) for i in range(parts + 1)]
@@ -453,7 +515,9 @@ def _blocks(n_vec, parts):
             blocks.append((v, nv))
             v += nv
         starts.append(len(blocks))
-    return np.array(blocks, np.int64).reshape(-1, 2), np.array(starts, np.int64)
+    b, st = np.array(blocks, np.int64).reshape(-1, 2), np.array(starts, np.int64)
+    b.flags.writeable = st.flags.writeable = False
+    return b, st
 
 
 def _plan(acc, amin, amax, bmin, bmax, K):
@@ -492,63 +556,157 @@ def _plan(acc, amin, amax, bmin, bmax, K):
     return ADD16, np.int16, tile, chunk, C_NONE, tile * maxp
 
 
-def _orient(a2, b):
-    """Whether to compute (bᵀ·aᵀ)ᵀ instead (lanes over the rows of a), by estimated cost:
-    vector operations ≈ column vectors · (rows + table entries)."""
-    M, N = a2.shape[0], b.shape[1]
-    def cost(rows, cols):
-        return -(-cols // VEC_BYTES) * (rows + NVAL)
-    return cost(N, M) < cost(M, N)
+def _cost(rows, lanes, lane_bytes, transpose):
+    """Estimated time of one orientation, in units of one row's MACs on one vector of one
+    k: every column vector costs its rows' MACs plus its table entries (a table store costs
+    about as much as a row's add); the transposed orientation also transposes the small
+    operand and the result (about 1.5 units per element)."""
+    lanes_per_vec = VEC_BYTES // lane_bytes
+    n_vec = -(-lanes // lanes_per_vec)
+    extra = 1.5 * rows * lanes / lanes_per_vec if transpose else 0.0
+    return n_vec * (rows + 1.5 * NVAL) + extra
+
+
+def _ts_plan(acc, n_tiles, max_part):
+    """(ts_mode, ts_lo, ts_hi) of the tile-sum register, TS_NONE when it can never overflow,
+    or None when the int32 totals could not hold it."""
+    ts_mode, ts_lo, ts_hi = TS_NONE, 0, 0
+    if acc.tile_sum_bits is not None:
+        ts_lo, ts_hi = acc.tile_sum_range
+        if n_tiles * max_part > min(-ts_lo, ts_hi):
+            if acc.tile_sum_bits > 32:
+                return None
+            ts_mode = TS_WRAP if acc.mode == "wrap" else TS_SATURATE
+    if ts_mode == TS_NONE and n_tiles * max_part > INT32_MAX:
+        return None
+    return ts_mode, ts_lo, ts_hi
+
+
+PAIRS = matmul_x86.available()      # AVX2: exact tile sums from pmaddubsw pairs
+
+
+def _pairs_matmul(a2, b, acc, amin, amax, bmin, bmax):
+    """exact / clamp_tile / wrap through matmul_x86 (lanes over the columns of b), or None."""
+    M, K = a2.shape
+    N = b.shape[1]
+    if amin >= 0 and amax <= 255 and bmin >= -128 and bmax <= 127:
+        unsigned_rows, umax, smax = True, amax, max(-bmin, bmax)
+    elif amin >= -128 and amax <= 127 and bmax - bmin <= 255:
+        unsigned_rows, umax, smax = False, bmax - bmin, max(-amin, amax)
+    else:
+        return None
+    if 2 * umax * smax > 32767:                   # pmaddubsw would saturate a pair
+        return None
+    maxp = max(abs(amin * bmin), abs(amin * bmax), abs(amax * bmin), abs(amax * bmax), 1)
+    lo, hi = acc.range
+    tile = max(1, K if acc.tile is None else min(acc.tile, K))
+    if acc.mode == "wrap":
+        if acc.bits > 16:
+            return None
+        cmode = C_NONE if acc.bits == 16 else C_WRAP
+        max_part = 1 << (acc.bits - 1)
+    else:
+        if acc.mode == "exact" and acc.tile_sum_bits is None:
+            tile = max(1, min(K, 32767 // maxp))  # exact sums: any tiling gives the same total
+        if tile * maxp > 32767:
+            return None
+        if acc.mode == "clamp_tile" and tile * maxp > min(-lo, hi):
+            cmode, max_part = C_CLAMP, max(-lo, hi)
+        else:
+            cmode, max_part = C_NONE, tile * maxp
+    if not unsigned_rows and tile * max(-amin, amax) * -bmin > 32767:
+        return None                               # the row correction must fit int16
+    n_tiles = -(-K // tile)
+    ts = _ts_plan(acc, n_tiles, max_part)
+    if ts is None:
+        return None
+    ts_mode, ts_lo, ts_hi = ts
+    row_dtype = np.uint8 if unsigned_rows else np.int8
+    if a2.dtype.itemsize == 1 and a2.strides[1] == 1:
+        a2 = a2.view(row_dtype)                   # the codes fit row_dtype: same bytes
+    else:
+        a2 = np.ascontiguousarray(a2, dtype=row_dtype)
+    ppt = (tile + 1) // 2
+    nblk = -(-N // matmul_x86.BLOCK)
+    bq = np.zeros((n_tiles * ppt, 2 * nblk * matmul_x86.BLOCK),
+                  np.int8 if unsigned_rows else np.uint8)
+    matmul_x86.pack_pairs(b, 0 if unsigned_rows else bmin, tile, bq)
+    if unsigned_rows:
+        corr = np.zeros((1, 1), np.int16)
+    else:
+        corr = np.empty((M, n_tiles), np.int16)
+        matmul_x86.row_corrections(a2, bmin, tile, corr)
+    out = np.empty((M, N), np.int64)
+    args = (unsigned_rows, a2, bq, corr, out, tile, cmode, lo, hi, min(acc.bits, 16), ts_mode,
+            ts_lo, ts_hi, min(acc.tile_sum_bits or 32, 32))
+    parts = min(numba.get_num_threads(), nblk) if M * K * N >= PARALLEL_MIN_MACS else 1
+    if parts > 1:
+        matmul_x86.parallel(parts, *args)
+    else:
+        matmul_x86.serial(*args)
+    return out
 
 
 def fast_int_matmul(a2, b, acc):
     """a2 (M, K) · b (K, N) through `acc` as int64 (M, N), or None when no fast kernel applies
-    (then the caller runs the generic kernel). Untraced calls only: no event counts."""
+    (then the caller runs the generic kernel). Untraced calls only: no event counts.
+
+    Orientation: the row operand (whose codes index the product table) is a2 and the lanes
+    run over the columns of b, or (when cheaper, or the only exact choice) the row operand is
+    bᵀ and the lanes run over the rows of a2: out = (bᵀ·a2ᵀ)ᵀ, the same per-output sequence.
+    """
     if KERNELS == "generic":
         return None
     M, K = a2.shape
     N = b.shape[1]
     if M == 0 or N == 0 or K == 0:
         return None
-    amin, amax = int(a2.min()), int(a2.max())
-    bmin, bmax = int(b.min()), int(b.max())
+    amin, amax = _value_range(a2)
+    bmin, bmax = _value_range(b)
+    if PAIRS and acc.mode != "saturate":
+        out = _pairs_matmul(a2, b, acc, amin, amax, bmin, bmax)
+        if out is not None:
+            return out
     plan_n = _plan(acc, amin, amax, bmin, bmax, K)
     plan_t = _plan(acc, bmin, bmax, amin, amax, K)
-    transpose = plan_t is not None and (plan_n is None or _orient(a2, b))
-    if transpose:
-        a2, b = b.T, a2.T
-        M, N = N, M
-        amin, amax = bmin, bmax
-    plan = plan_t if transpose else plan_n
-    if plan is None:
+    if plan_n is not None and plan_t is not None:
+        lb = np.dtype(plan_n[1]).itemsize
+        transpose = _cost(N, M, lb, True) < _cost(M, N, lb, False)
+    elif plan_n is None and plan_t is None:
         return None
+    else:
+        transpose = plan_n is None
+    if transpose:
+        rows_op, lanes_op, rows, lanes, vmin, vmax = b.T, a2, N, M, bmin, bmax
+        plan = plan_t
+    else:
+        rows_op, lanes_op, rows, lanes, vmin, vmax = a2, b, M, N, amin, amax
+        plan = plan_n
     kind, lane_dtype, tile, chunk, cmode, max_part = plan
     n_tiles = -(-K // tile)
     lo, hi = acc.range
-    ts_mode, ts_lo, ts_hi = TS_NONE, 0, 0
-    if acc.tile_sum_bits is not None:
-        ts_lo, ts_hi = acc.tile_sum_range
-        if n_tiles * max_part > min(-ts_lo, ts_hi):  # else the tile-sum register never overflows
-            ts_mode = TS_WRAP if acc.mode == "wrap" else TS_SATURATE
-            if acc.tile_sum_bits > 32:
-                return None
-    if ts_mode == TS_NONE and n_tiles * max_part > INT32_MAX:
+    ts = _ts_plan(acc, n_tiles, max_part)
+    if ts is None:
         return None
+    ts_mode, ts_lo, ts_hi = ts
 
-    lanes = VEC_BYTES // np.dtype(lane_dtype).itemsize
-    n_vec = -(-N // lanes)
-    idx = np.zeros((M, K + G), np.uint8)
-    _fill_idx(a2, amin, idx)
-    # b modulo 2^(lane bits): every table entry is then the product modulo 2^(lane bits), which
-    # is the product itself wherever the plan needs it exact (products that fit the lanes)
-    bp = np.zeros((K, n_vec * lanes), lane_dtype)
-    bp[:, :N] = b                                 # an integer cast: modulo 2^(lane bits)
+    if rows_op.dtype.itemsize == 1:
+        idx, ioff = rows_op, vmin                  # the codes index the table directly
+    else:
+        idx, ioff = np.empty((rows, K), np.uint8), 0
+        _to_index(rows_op, vmin, idx)
+    lanes_per_vec = VEC_BYTES // np.dtype(lane_dtype).itemsize
+    n_vec = -(-lanes // lanes_per_vec)
+    # the lane operand modulo 2^(lane bits): every table entry is then the product modulo
+    # 2^(lane bits), which is the product itself wherever the plan needs it exact
+    bp = np.zeros((K, n_vec * lanes_per_vec), lane_dtype)
+    _pad_lanes(lanes_op, transpose, bp)
     out = np.empty((M, N), np.int64)
     fused = chunk >= tile and ts_mode == TS_NONE and cmode != C_WRAP
     total_dtype = np.int16 if (fused and lane_dtype == np.int8
                                and n_tiles * max_part <= 32767) else np.int32
-    args = (idx, bp, out, amin, amax - amin + 1, tile, chunk, cmode, lo, hi, acc.bits,
-            ts_mode, ts_lo, ts_hi, acc.tile_sum_bits or 32, np.empty(0, lane_dtype),
+    args = (idx, ioff, bp, out, transpose, vmin, vmax - vmin + 1, tile, chunk, cmode, lo, hi,
+            acc.bits, ts_mode, ts_lo, ts_hi, acc.tile_sum_bits or 32, np.empty(0, lane_dtype),
             np.empty(0, total_dtype))
     parts = numba.get_num_threads() if M * K * N >= PARALLEL_MIN_MACS else 1
     parts = max(1, min(parts, n_vec))
@@ -557,4 +715,4 @@ def fast_int_matmul(a2, b, acc):
         _parallel(kind, blocks, starts, *args)
     else:
         _serial(kind, blocks, *args)
-    return out.T if transpose else out
+    return out

@@ -17,6 +17,7 @@ from typing import Optional
 import numpy as np
 
 from .kernels import accumulate as K
+from .kernels.matmul_int8 import fast_int_matmul
 
 MODES = tuple(K.MODE_CODES)
 
@@ -117,6 +118,10 @@ def int_matmul(a: np.ndarray, b: np.ndarray, acc: Accumulator, *, trace=None,
     lead, (M, Kd), N = a.shape[:-2], a.shape[-2:], b.shape[1]
     rows = int(np.prod(lead, dtype=np.int64)) * M
     a2 = a.reshape(rows, Kd)
+    if trace is None:                     # the fast kernels (kernels/matmul_int8.py), if exact here
+        out = fast_int_matmul(a2, b, acc)
+        if out is not None:
+            return out.reshape(*lead, M, N)
     tile = max(1, Kd if acc.tile is None else min(acc.tile, Kd))
     n_tiles = -(-Kd // tile)
     prod = _absmax(a2) * _absmax(b)

@@ -14,43 +14,54 @@ with R = clamp to [lo, hi] (saturate), two's-complement wrap to `bits` (wrap) or
 (clamp_tile, exact), C = clamp to [lo, hi] (clamp_tile) or the identity, and TS the tile-sum
 register (unbounded, or `tile_sum_bits` wide, saturating or wrapping).
 
-How this module computes it (only the speed differs from the generic kernel):
+`fast_int_matmul` computes this for the untraced calls it can compute exactly and returns None
+for the others (then `int_matmul` runs the generic kernel of kernels/accumulate.py). The
+order-independent modes go to the AVX2 pair kernel of matmul_x86 where the host has AVX2;
+everything else here. How (only the speed differs from the generic kernel):
 
-* Lanes. One SIMD lane per output column; each register row is one row of `a`. A 32-byte
-  vector holds 32 int8 registers or 16 int16 registers.
-* Product table. The row operand `a` holds few distinct codes (4-bit codes: at most 16), so for
-  every k of a group of G = 8 consecutive k and every code value v = amin … amax the row
-  v·b[k, n0:n0+B] is computed once (B columns of one block) and kept in L1; a multiply-accumulate
-  is then "add the table row selected by a[m, k]": one load-and-add per vector instead of a
-  widening multiply. The table is built once per column block and k-group and serves all M
-  rows (its cost is about nval / M of the additions).
+* Lanes. One SIMD lane per output column, one register row per row of `a`; a 32-byte vector
+  holds 32 int8 or 16 int16 registers.
+* Product table. The row operand holds few distinct codes (4-bit codes: at most 16), so for
+  every k of a group of G = 8 consecutive k and every code value v = vmin … vmax the row
+  v·b[k, block] is computed once and kept in L1 (16 entries × 8 k × 128 bytes); a
+  multiply-accumulate is then "add the table row selected by a[m, k]", one load-and-add per
+  vector, instead of a widening multiply. The table is built once per column block and
+  k-group and serves all rows (its cost is about nval / rows of the additions).
 * Saturating int8 lanes (mode saturate, 2 ≤ bits ≤ 8, every product in [−128, 127]): with the
   register r ∈ [lo, hi] ⊆ [−128, 127] and the product p ∈ [−128, 127],
-  clamp(r + p, lo, hi) = min(max(sadd8(r, p), lo), hi), where sadd8 is the int8 saturating add
-  (x86 vpaddsb): clamping to [−128, 127] first does not change the final clamp because
-  [lo, hi] ⊆ [−128, 127]. The max is skipped when lo = −128, the min when hi = 127 (a
-  symmetric 8-bit register needs only the max against −127).
+  clamp(r + p, lo, hi) = min(max(sadd8(r, p), lo), hi), sadd8 the int8 saturating add (x86
+  vpaddsb): clamping to [−128, 127] first cannot change the final clamp. The max is skipped
+  when lo = −128, the min when hi = 127 (a symmetric 8-bit register needs only the max
+  against −127), so a MAC is one or two instructions per 32 outputs.
 * Wrapping int8 / int16 lanes (mode wrap, bits ≤ 16): two's-complement addition modulo 2^8
-  (2^16) is exact modulo 2^bits for bits ≤ 8 (≤ 16), so the register is summed with plain
-  wrapping adds (table entries are products modulo 2^8 / 2^16) and sign-extended from `bits`
-  at the end of the tile. Wrapping per MAC or once per tile gives the same residue.
+  (2^16) is exact modulo 2^bits for bits ≤ 8 (≤ 16), so the register is summed with wrapping
+  adds of table entries that are the products modulo 2^8 (2^16) and sign-extended from
+  `bits` at the end of the tile: wrapping per MAC or once per tile gives the same residue.
 * Exact int16 lanes (modes exact and clamp_tile): when every product fits int16, a run of
-  `chunk` MACs (chunk·max|a·b| ≤ 32767) cannot overflow int16; each chunk is added into an
-  int32 tile sum, which C clamps at the tile end. Mode exact with an unbounded tile-sum
+  `chunk` MACs (chunk·max|a·b| ≤ 32767) cannot overflow int16; longer tiles add each run into
+  an int32 tile sum, which C clamps at the tile end. Mode exact with an unbounded tile-sum
   register does not depend on the tiling, so it uses one tile.
-* The tile sums go into int32 totals (the caller checks n_tiles·max|C(reg)| < 2^31) with the
-  tile-sum register applied per tile, then into the int64 result.
+* Tile end. Usually fused into the last k-group of the tile: the register is clamped (C),
+  widened and added to int16 totals (int8 registers, when n_tiles·max|C(reg)| ≤ 32767) or
+  int32 totals; with a limited tile-sum register, C = wrap or chunked tile sums, a separate
+  pass does it in int64 arithmetic. The totals are finally written as int64.
+* Orientation. The lanes may instead run over the rows of `a` (the row operand is then bᵀ,
+  read in place): out = (bᵀ·aᵀ)ᵀ, chosen by estimated cost (few output columns, or the only
+  operand with few codes). Each output is still its own k-ascending sequence.
 
 Every output is computed independently with the same per-output sequence of operations, so
 the split of columns into blocks and of blocks into threads cannot change any result.
 
-The inner loop (all M rows of one k-group for one column block) is LLVM IR emitted through
+The inner loop (all rows of one k-group for one column block) is LLVM IR emitted through
 `numba.core.extending.intrinsic`: per row, 8 table-row addresses from the 8 codes, then for
-each k the add (and clamp) on every vector of the block, vectors interleaved so that 1–4
+each k the add (and clamp) of every vector of the block, the vectors interleaved so that 1–4
 independent dependency chains are in flight. It uses LLVM's target-independent vector
 intrinsics (llvm.sadd.sat, llvm.smax, llvm.smin) on 32-byte vectors, which LLVM lowers to
 vpaddsb / vpmaxsb / vpminsb on AVX2 and AVX-512 CPUs and to pairs of 16-byte SSE2 (or NEON)
-instructions elsewhere, so the results are the same on every CPU; only the speed differs.
+instructions elsewhere: the results are the same on every CPU, only the speed differs.
+
+Selection: INTSIM_KERNELS=generic (environment, read at import) turns every fast kernel off;
+"auto" (the default) uses them where they are exact.
 """
 from __future__ import annotations
 
@@ -60,11 +71,11 @@ import os
 import numba
 import numpy as np
 from llvmlite import ir
-from numba import prange, types
-from numba.core import cgutils
+from numba import types
 from numba.core.extending import intrinsic
 
-from . import matmul_x86
+from . import llvm_ir as L
+from . import matmul_x86, workers
 
 VEC_BYTES = 32     # bytes per SIMD vector in the emitted IR (a ymm register)
 G = 8              # k per product-table group (one call of the inner kernel)
@@ -85,274 +96,215 @@ KEEP = 0           # store the registers (the tile goes on)
 FOLD = 1           # tile end: total += register (widened), register = 0
 FOLD_CLAMP = 2     # tile end: total += clamp(register, lo, hi), register = 0 (clamp_tile)
 
-# tile-end function C of the register (general tile-end path)
+# tile-end function C of the register (general tile-end pass)
 C_NONE, C_CLAMP, C_WRAP = 0, 1, 2
 TS_NONE, TS_SATURATE, TS_WRAP = 0, 1, 2      # as kernels.accumulate
 
-_I8, _I16, _I32, _I64 = (ir.IntType(w) for w in (8, 16, 32, 64))
-_BYTEP = _I8.as_pointer()
 
-
-def _splat(builder, value, vty):
-    v = builder.insert_element(ir.Constant(vty, None), value, ir.Constant(_I32, 0))
-    return builder.shuffle_vector(v, ir.Constant(vty, None),
-                                  ir.Constant(ir.VectorType(_I32, vty.count), [0] * vty.count))
-
-
-def _lane_type(kind):
-    lane = _I16 if kind == ADD16 else _I8
-    return lane, ir.VectorType(lane, VEC_BYTES * 8 // lane.width)
-
-
-def _array(context, builder, ty, value, ndim):
-    """(data as i8*, shape, strides) of a Numba array argument."""
-    arr = context.make_array(ty)(context, builder, value)
-    return (builder.bitcast(arr.data, _BYTEP), cgutils.unpack_tuple(builder, arr.shape, ndim),
-            cgutils.unpack_tuple(builder, arr.strides, ndim))
-
-
-def _vec_at(builder, base, offset, vty):
-    return builder.bitcast(builder.gep(base, [offset]), vty.as_pointer())
-
-
-def _const(v):
-    return ir.Constant(_I64, v)
-
-
-def _switch(builder, selector, cases, emit):
-    """Emit emit(case) in its own block for each case value; the first case is the default."""
-    done = builder.append_basic_block("sw.done")
-    blocks = {c: builder.append_basic_block(f"sw.{c}") for c in cases}
-    sw = builder.switch(selector, blocks[cases[0]])
-    for c in cases[1:]:
-        sw.add_case(_const(c), blocks[c])
-    for c, bb in blocks.items():
-        builder.position_at_end(bb)
-        emit(c)
-        builder.branch(done)
-    builder.position_at_end(done)
+def _lanes(kind):
+    lane = L.I16 if kind == ADD16 else L.I8
+    return lane, L.vec(lane, VEC_BYTES * 8 // lane.width)
 
 
 def _make_mac(kind):
-    """The inner kernel of one kind:
-    mac(reg, table, idx, k0, kend, ioff, nv, lo, hi, total, last).
+    """mac(idx, xs0, xs1, ioff, M, K, k0, table, reg, rs0, tot, ts0, tot_bytes, nv, lo, hi, last):
+    one k-group of every row for one column block of nv vectors (1, 2 or 4). Addresses and
+    byte strides are int64:
 
-    reg (M, ≥ nv·lanes) registers of the lane type; table (G, NVAL, MAX_NV·lanes)
-    C-contiguous, table[j, v] = the products of code value `vbase + v` with b[k0 + j, block];
-    idx (M, kend) int8/uint8 codes of the row operand, any strides, idx value ioff ↔ entry 0.
-    For every row m, j = 0 … G−1 in order (k = min(k0 + j, kend − 1): table rows j beyond
-    the group are zero, so the code read there does not matter):
-    reg[m, :nv·lanes] = R(reg[m, :nv·lanes] + table[j, idx[m, k] − ioff, :nv·lanes]).
-    last = KEEP stores the registers back; FOLD / FOLD_CLAMP end the tile instead:
-    total[m, :nv·lanes] += (clamped) register, widened to total's dtype, and reg = 0.
-    nv (vectors per row) is 1, 2 or 4; each (nv, last) pair is its own unrolled loop.
+    idx + m·xs0 + k·xs1: the row operand's code for (row m, k), a byte (int8 or uint8 codes;
+        code − ioff, taken modulo 256, is its table entry 0 … NVAL−1); k = min(k0 + j, K − 1)
+        for j = 0 … G−1 (table rows past the group are zero, so what is read there is moot);
+    table + j·TJ + v·TV: the products of entry v with b[k0 + j, block] (lane type);
+    reg + m·rs0: the row's registers; tot + m·ts0: its totals (tot_bytes = 2 or 4 per lane).
+
+    reg = R(reg + table[j, entry(m, k0 + j)]) for j ascending; then last = KEEP stores the
+    registers; FOLD / FOLD_CLAMP end the tile: tot += (clamp to [lo, hi]) reg widened, reg = 0.
     """
-    lane, vty = _lane_type(kind)
+    lane, vty = _lanes(kind)
     lanes = vty.count
-    suffix = f"v{lanes}i{lane.width}"
-    lasts = (KEEP, FOLD, FOLD_CLAMP) if kind == ADD16 else (KEEP, FOLD)
 
     def codegen(context, builder, sig, args):
-        regv, tabv, idxv, k0, kend, ioff, nv, lo, hi, totv, last = args
-        rdata, (M, _), (rstride, _) = _array(context, builder, sig.args[0], regv, 2)
-        tdata, _, _ = _array(context, builder, sig.args[1], tabv, 3)
-        xdata, _, (xs0, xs1) = _array(context, builder, sig.args[2], idxv, 2)
-        sdata, _, (sstride, _) = _array(context, builder, sig.args[9], totv, 2)
-        widen = builder.sext if sig.args[2].dtype.signed else builder.zext
-        wty = ir.VectorType(ir.IntType(sig.args[9].dtype.bitwidth), lanes)
-        wbytes = lanes * sig.args[9].dtype.bitwidth // 8
-        fty = ir.FunctionType(vty, [vty, vty])
-
-        def fn(name):
-            return cgutils.get_or_insert_function(builder.module, fty, f"llvm.{name}.{suffix}")
-
-        lovec = _splat(builder, builder.trunc(lo, lane), vty)
-        hivec = _splat(builder, builder.trunc(hi, lane), vty)
-        tbase = builder.gep(tdata, [builder.mul(ioff, _const(-TV))])
-        klast = builder.sub(kend, _const(1))
-        koffs = []                                  # byte offset of k0 + j in an idx row
-        for j in range(G):
-            k = builder.add(k0, _const(j))
-            k = builder.select(builder.icmp_signed("<", k, klast), k, klast)
-            koffs.append(builder.mul(k, xs1))
+        (idx, xs0, xs1, ioff, M, K, k0, table, reg, rs0, tot, ts0, tot_bytes, nv, lo, hi,
+         last) = args
+        b = builder
+        ioff8 = b.trunc(ioff, L.I8)
+        lov, hiv = L.splat(b, b.trunc(lo, lane), vty), L.splat(b, b.trunc(hi, lane), vty)
+        klast = b.sub(K, L.const(1))
+        koffs = [b.mul(L.smin(b, b.add(k0, L.const(j)), klast), xs1) for j in range(G)]
 
         def mac(x, t):
             if kind in (ADD8, ADD16):
-                return builder.add(x, t)
-            x = builder.call(fn("sadd.sat"), [x, t])
+                return b.add(x, t)
+            x = b.call(L.vector_fn(b, "sadd.sat", vty), [x, t])
             if kind in (SAT_LO, SAT_LOHI):
-                x = builder.call(fn("smax"), [x, lovec])
+                x = b.call(L.vector_fn(b, "smax", vty), [x, lov])
             if kind == SAT_LOHI:
-                x = builder.call(fn("smin"), [x, hivec])
+                x = b.call(L.vector_fn(b, "smin", vty), [x, hiv])
             return x
 
-        def rows(case):
-            nvs, end = divmod(case, 4)
-            with cgutils.for_range(builder, M) as loop:
+        def fold(xs, m, wide_bytes):
+            wty = L.vec(ir.IntType(8 * wide_bytes), lanes)
+            trow = b.add(tot, b.mul(m, ts0))
+            for c, x in enumerate(xs):
+                off = L.const(c * lanes * wide_bytes)
+                s = b.add(L.load(b, trow, off, wty), b.sext(x, wty) if wide_bytes > lane.width // 8
+                          else x)
+                L.store(b, s, trow, off)
+
+        def rows(nvs):
+            with L.for_range(b, M) as loop:
                 m = loop.index
-                xrow = builder.gep(xdata, [builder.mul(m, xs0)])
-                rrow = builder.gep(rdata, [builder.mul(m, rstride)])
+                xrow = b.add(idx, b.mul(m, xs0))
                 tabs = []
                 for j in range(G):
-                    v = widen(builder.load(builder.gep(xrow, [koffs[j]])), _I64)
-                    tabs.append(builder.gep(tbase, [builder.add(builder.mul(v, _const(TV)),
-                                                                _const(j * TJ))]))
-                rps = [_vec_at(builder, rrow, _const(c * VEC_BYTES), vty) for c in range(nvs)]
-                xs = [builder.load(p, align=1) for p in rps]
-                for j in range(G):              # k ascending; the vectors interleaved
+                    code = L.load(b, xrow, koffs[j], L.I8)
+                    entry = b.zext(b.sub(code, ioff8), L.I64)
+                    tabs.append(b.add(table, b.add(b.mul(entry, L.const(TV)), L.const(j * TJ))))
+                rrow = b.add(reg, b.mul(m, rs0))
+                xs = [L.load(b, rrow, L.const(c * VEC_BYTES), vty) for c in range(nvs)]
+                for j in range(G):               # k ascending; the vectors interleaved
                     for c in range(nvs):
-                        t = builder.load(_vec_at(builder, tabs[j], _const(c * VEC_BYTES), vty),
-                                         align=1)
-                        xs[c] = mac(xs[c], t)
-                if end == KEEP:
-                    for c in range(nvs):
-                        builder.store(xs[c], rps[c], align=1)
-                    return
-                srow = builder.gep(sdata, [builder.mul(m, sstride)])
-                for c in range(nvs):
-                    x = xs[c]
-                    if end == FOLD_CLAMP:
-                        x = builder.call(fn("smin"), [builder.call(fn("smax"), [x, lovec]), hivec])
-                    sp = _vec_at(builder, srow, _const(c * wbytes), wty)
-                    builder.store(builder.add(builder.load(sp, align=1), builder.sext(x, wty)),
-                                  sp, align=1)
-                    builder.store(ir.Constant(vty, [0] * lanes), rps[c], align=1)
+                        xs[c] = mac(xs[c], L.load(b, tabs[j], L.const(c * VEC_BYTES), vty))
 
-        sel = builder.add(builder.mul(nv, _const(4)), last)
-        _switch(builder, sel, [4 * n + e for n in (4, 2, 1) for e in lasts], rows)
+                def keep():
+                    for c in range(nvs):
+                        L.store(b, xs[c], rrow, L.const(c * VEC_BYTES))
+
+                def end():
+                    ys = xs
+                    if kind == ADD16:
+                        clamped = [b.call(L.vector_fn(b, "smin", vty),
+                                          [b.call(L.vector_fn(b, "smax", vty), [x, lov]), hiv])
+                                   for x in xs]
+                        is_clamp = b.icmp_signed("==", last, L.const(FOLD_CLAMP))
+                        ys = [b.select(is_clamp, y, x) for x, y in zip(xs, clamped)]
+                    if kind == ADD16:
+                        fold(ys, m, 4)
+                    else:
+                        L.if_else(b, b.icmp_signed("==", tot_bytes, L.const(2)),
+                                  lambda: fold(ys, m, 2), lambda: fold(ys, m, 4))
+                    for c in range(nvs):
+                        L.store(b, L.zeros(vty), rrow, L.const(c * VEC_BYTES))
+
+                L.if_else(b, b.icmp_signed("==", last, L.const(KEEP)), keep, end)
+
+        L.switch(b, nv, [4, 2, 1], lambda n: rows(n))
         return context.get_dummy_value()
 
-    def typer(typingctx, reg, table, idx, k0, kend, ioff, nv, lo, hi, total, last):
-        arrays = (reg, table, idx, total)
-        if not (all(isinstance(x, types.Array) for x in arrays) and reg.ndim == 2
-                and table.ndim == 3 and table.layout == "C" and idx.ndim == 2
-                and idx.dtype in (types.int8, types.uint8) and total.ndim == 2
-                and total.dtype in (types.int16, types.int32)):
-            return None
-        i64 = types.int64
-        return types.void(reg, table, idx, i64, i64, i64, i64, i64, i64, total, i64), codegen
+    def typer(typingctx, idx, xs0, xs1, ioff, M, K, k0, table, reg, rs0, tot, ts0, tot_bytes, nv,
+              lo, hi, last):
+        sig = L.int_signature(idx, xs0, xs1, ioff, M, K, k0, table, reg, rs0, tot, ts0, tot_bytes,
+                              nv, lo, hi, last)
+        return None if sig is None else (sig, codegen)
 
     return intrinsic(typer)
 
 
-def _make_build(kind):
-    """build(table, bp, g, gk, c0, nv, amin, nval): the product table of one k-group.
-
-    table[j, v, :nv·lanes] = (amin + v) · bp[g + j, c0 : c0 + nv·lanes] modulo 2^(lane bits)
-    for j < gk and v < nval (each entry one more b than the previous), zero for j ≥ gk.
-    """
-    lane, vty = _lane_type(kind)
-    lanes = vty.count
-    itemsize = lane.width // 8
+def _make_build(lane_bytes):
+    """build(table, bp, bs0, g, gk, c0, nv, vbase, nval): the product table of one k-group:
+    table + j·TJ + v·TV = (vbase + v) · row g + j of the lane operand (address bp + (g+j)·bs0,
+    from byte c0, nv vectors) modulo 2^(lane bits), for j < gk and v < nval (each entry one
+    more row than the previous); zero for j ≥ gk (those k add nothing)."""
+    lane = ir.IntType(8 * lane_bytes)
+    vty = L.vec(lane, VEC_BYTES // lane_bytes)
 
     def codegen(context, builder, sig, args):
-        tabv, bpv, g, gk, c0, nv, amin, nval = args
-        tdata, _, _ = _array(context, builder, sig.args[0], tabv, 3)
-        bdata, _, (bstride, _) = _array(context, builder, sig.args[1], bpv, 2)
-        avec = _splat(builder, builder.trunc(amin, lane), vty)
-        tvar = cgutils.alloca_once(builder, vty)
-        zero = ir.Constant(vty, [0] * lanes)
-        for j in range(G):
-            jrow = builder.add(g, _const(j))
-            brow = builder.gep(bdata, [builder.add(builder.mul(jrow, bstride),
-                                                   builder.mul(c0, _const(itemsize)))])
-            with builder.if_else(builder.icmp_signed("<", _const(j), gk)) as (inside, beyond):
-                with inside:
-                    with cgutils.for_range(builder, nv) as cl:
-                        off = builder.mul(cl.index, _const(VEC_BYTES))
-                        bvec = builder.load(_vec_at(builder, brow, off, vty), align=1)
-                        dst = builder.gep(tdata, [builder.add(off, _const(j * TJ))])
-                        t = builder.mul(bvec, avec)
-                        builder.store(t, builder.bitcast(dst, vty.as_pointer()), align=1)
-                        builder.store(t, tvar)
-                        with cgutils.for_range(builder, builder.sub(nval, _const(1))) as vl:
-                            t = builder.add(builder.load(tvar), bvec)
-                            builder.store(t, tvar)
-                            voff = builder.mul(builder.add(vl.index, _const(1)), _const(TV))
-                            builder.store(t, _vec_at(builder, dst, voff, vty), align=1)
-                with beyond:
-                    with cgutils.for_range(builder, nv) as cl:
-                        off = builder.add(builder.mul(cl.index, _const(VEC_BYTES)),
-                                          _const(j * TJ))
-                        with cgutils.for_range(builder, nval) as vl:
-                            voff = builder.add(off, builder.mul(vl.index, _const(TV)))
-                            builder.store(zero, _vec_at(builder, tdata, voff, vty), align=1)
+        table, bp, bs0, g, gk, c0, nv, vbase, nval = args
+        b = builder
+        base = L.splat(b, b.trunc(vbase, lane), vty)
+        acc = L.alloca(b, vty)
+        with L.for_range(b, L.const(G)) as jl:
+            j = jl.index
+            tj = b.add(table, b.mul(j, L.const(TJ)))
+
+            def products():
+                brow = b.add(bp, b.add(b.mul(b.add(g, j), bs0), c0))
+                with L.for_range(b, nv) as cl:
+                    off = b.mul(cl.index, L.const(VEC_BYTES))
+                    row = L.load(b, brow, off, vty)
+                    t = b.mul(row, base)
+                    b.store(t, acc)
+                    L.store(b, t, tj, off)
+                    with L.for_range(b, b.sub(nval, L.const(1))) as vl:
+                        t = b.add(b.load(acc), row)
+                        b.store(t, acc)
+                        L.store(b, t, tj, b.add(off, b.mul(b.add(vl.index, L.const(1)),
+                                                           L.const(TV))))
+
+            def zeros():
+                with L.for_range(b, nv) as cl:
+                    off = b.mul(cl.index, L.const(VEC_BYTES))
+                    with L.for_range(b, nval) as vl:
+                        L.store(b, L.zeros(vty), tj, b.add(off, b.mul(vl.index, L.const(TV))))
+
+            L.if_else(b, b.icmp_signed("<", j, gk), products, zeros)
         return context.get_dummy_value()
 
-    def typer(typingctx, table, bp, g, gk, c0, nv, amin, nval):
-        if not (isinstance(table, types.Array) and table.ndim == 3 and table.layout == "C"
-                and isinstance(bp, types.Array) and bp.ndim == 2 and bp.dtype == table.dtype):
-            return None
-        i64 = types.int64
-        return types.void(table, bp, i64, i64, i64, i64, i64, i64), codegen
+    def typer(typingctx, table, bp, bs0, g, gk, c0, nv, vbase, nval):
+        sig = L.int_signature(table, bp, bs0, g, gk, c0, nv, vbase, nval)
+        return None if sig is None else (sig, codegen)
 
     return intrinsic(typer)
 
 
 _mac_sat, _mac_sat_lo, _mac_sat_lohi, _mac_add8, _mac_add16 = (
     _make_mac(k) for k in (SAT, SAT_LO, SAT_LOHI, ADD8, ADD16))
-_build8, _build16 = _make_build(ADD8), _make_build(ADD16)
+_build8, _build16 = _make_build(1), _make_build(2)
 
 
-@numba.njit(cache=True, inline="always")
-def _mac(kind, reg, table, idx, k0, ioff, nv, lo, hi, total, last):
-    K = idx.shape[1]
+def _mac(kind, idx, xs0, xs1, ioff, M, K, k0, table, reg, rs0, tot, ts0, tot_bytes, nv, lo, hi,
+         last):
+    """The inner kernel of `kind` (compiled once as a C callback, see _kernel)."""
     if kind == SAT:
-        _mac_sat(reg, table, idx, k0, K, ioff, nv, lo, hi, total, last)
+        _mac_sat(idx, xs0, xs1, ioff, M, K, k0, table, reg, rs0, tot, ts0, tot_bytes, nv, lo, hi,
+                 last)
     elif kind == SAT_LO:
-        _mac_sat_lo(reg, table, idx, k0, K, ioff, nv, lo, hi, total, last)
+        _mac_sat_lo(idx, xs0, xs1, ioff, M, K, k0, table, reg, rs0, tot, ts0, tot_bytes, nv, lo,
+                    hi, last)
     elif kind == SAT_LOHI:
-        _mac_sat_lohi(reg, table, idx, k0, K, ioff, nv, lo, hi, total, last)
+        _mac_sat_lohi(idx, xs0, xs1, ioff, M, K, k0, table, reg, rs0, tot, ts0, tot_bytes, nv, lo,
+                      hi, last)
     elif kind == ADD8:
-        _mac_add8(reg, table, idx, k0, K, ioff, nv, lo, hi, total, last)
+        _mac_add8(idx, xs0, xs1, ioff, M, K, k0, table, reg, rs0, tot, ts0, tot_bytes, nv, lo, hi,
+                  last)
     else:
-        _mac_add16(reg, table, idx, k0, K, ioff, nv, lo, hi, total, last)
+        _mac_add16(idx, xs0, xs1, ioff, M, K, k0, table, reg, rs0, tot, ts0, tot_bytes, nv, lo,
+                   hi, last)
 
 
-@numba.njit(cache=True, inline="always")
-def _build_table(table, bp, g, gk, c0, nv, amin, nval):
-    if table.itemsize == 1:
-        _build8(table, bp, g, gk, c0, nv, amin, nval)
+def _build(lane_bytes, table, bp, bs0, g, gk, c0, nv, vbase, nval):
+    """The product table of one k-group (compiled once as a C callback, see _kernel)."""
+    if lane_bytes == 1:
+        _build8(table, bp, bs0, g, gk, c0, nv, vbase, nval)
     else:
-        _build16(table, bp, g, gk, c0, nv, amin, nval)
+        _build16(table, bp, bs0, g, gk, c0, nv, vbase, nval)
+
+
+@functools.lru_cache(maxsize=None)
+def _kernel(fn):
+    """Address of `fn` compiled (once, cached on disk) as a C function of int64 arguments.
+
+    The drivers reach the IR kernels through these addresses (llvm_ir.call_ints) instead of
+    calling them directly: a Numba call links the callee's code into every caller and compiles
+    it again there, so the kernels would be compiled once per driver and specialization."""
+    nargs = fn.__code__.co_argcount
+    return numba.cfunc(types.void(*([types.int64] * nargs)), cache=True)(fn).address
 
 
 @numba.njit(cache=True)
-def _tile_end(reg, part, total, nl, chunked, cmode, lo, hi, bits, ts_mode, ts_lo, ts_hi,
-              ts_bits):
-    """total = TS(total + C(register)) for every row and lane n < nl; clears the register
-    (and the int32 tile sum `part` when the register was flushed into it in chunks)."""
-    M = reg.shape[0]
+def _tile_end(reg, part, total, nl, chunked, cmode, lo, hi, bits, ts_mode, ts_lo, ts_hi, ts_bits):
+    """total = TS(total + C(tile sum)) for every row and lane n < nl, in int64 arithmetic; the
+    tile sum is the register, plus the int32 runs flushed into `part` when chunked. Clears both."""
     half = np.int64(1) << (bits - 1)
     ts_half = np.int64(1) << (ts_bits - 1)
-    for m in range(M):
+    for m in range(reg.shape[0]):
         r, p, t = reg[m, :nl], part[m, :nl], total[m, :nl]
-        if chunked:
-            for n in range(nl):
-                p[n] += r[n]
-                r[n] = 0
-        if cmode == C_NONE and ts_mode == TS_NONE and not chunked:
-            for n in range(nl):
-                t[n] += r[n]
-                r[n] = 0
-            continue
-        if cmode == C_CLAMP and ts_mode == TS_NONE:
+        for n in range(nl):
+            s = np.int64(r[n])
+            r[n] = 0
             if chunked:
-                for n in range(nl):
-                    t[n] += min(max(p[n], np.int32(lo)), np.int32(hi))
-                    p[n] = 0
-            else:
-                for n in range(nl):
-                    t[n] += min(max(np.int32(r[n]), np.int32(lo)), np.int32(hi))
-                    r[n] = 0
-            continue
-        for n in range(nl):                               # general case
-            if chunked:
-                s = np.int64(p[n])
+                s += p[n]
                 p[n] = 0
-            else:
-                s = np.int64(r[n])
-                r[n] = 0
             if cmode == C_CLAMP:
                 s = min(max(s, lo), hi)
             elif cmode == C_WRAP:
@@ -366,99 +318,124 @@ def _tile_end(reg, part, total, nl, chunked, cmode, lo, hi, bits, ts_mode, ts_lo
 
 
 @numba.njit(cache=True)
-def _columns(kind, blocks, idx, ioff, bp, out, transposed, vbase, nval, tile, chunk, cmode, lo,
-             hi, bits, ts_mode, ts_lo, ts_hi, ts_bits, reg, part, table, total):
-    """Every column block (first vector, vectors) of `blocks` through all tiles; reg, part,
-    total (M, MAX_NV·lanes) and table (G, NVAL, MAX_NV·lanes) are scratch. Writes
-    out[m, column] (or out[column, m] when `transposed`).
+def _flush(reg, part, nl):
+    """part += reg, reg = 0 (an int16 run of exact sums into the int32 tile sum)."""
+    for m in range(reg.shape[0]):
+        r, p = reg[m, :nl], part[m, :nl]
+        for n in range(nl):
+            p[n] += r[n]
+            r[n] = 0
 
-    Common case (no chunks, no tile-sum register limit, C = identity or clamp): the inner
-    kernel ends each tile itself (FOLD / FOLD_CLAMP). Otherwise `_tile_end` does, in int64.
+
+@numba.njit(cache=True)
+def _write(total, out, c0, width, transposed):
+    """out[m, c0 + n] (or out[c0 + n, m] when transposed) = total[m, n], n < width."""
+    M = total.shape[0]
+    if transposed:
+        for m0 in range(0, M, 16):
+            m1 = min(M, m0 + 16)
+            for n in range(width):
+                om = out[c0 + n, m0:m1]
+                for r in range(m1 - m0):
+                    om[r] = total[m0 + r, n]
+    else:
+        for m in range(M):
+            om, tm = out[m, c0:c0 + width], total[m, :width]
+            for n in range(width):
+                om[n] = tm[n]
+
+
+@numba.njit(cache=True, nogil=True)
+def _tables_run(state, w, mac_fn, build_fn, kind, lane_bytes, tot_bytes, blocks, idx, M, xs0,
+                xs1, ioff, bp, out, transposed, vbase, nval, tile, chunk, cmode, lo, hi, bits,
+                ts_mode, ts_lo, ts_hi, ts_bits):
+    """Thread w's share of the column blocks (first vector, vectors) of `blocks`, each through
+    all tiles (the work-sharing protocol of kernels/workers.py).
+
+    mac_fn, build_fn: addresses of _mac, _build as C functions; idx: the row operand's codes
+    (uint8 view; row m, k at byte m·xs0 + k·xs1); bp (K, lanes·lane_bytes) uint8 view of the
+    lane operand; out int64 (rows, columns), or (columns, rows) when `transposed`. Common case
+    (no chunks, no tile-sum limit, C = identity or clamp): the inner kernel ends each tile
+    itself; otherwise `_tile_end` does, with int32 totals.
     """
-    M, K = idx.shape
+    if not workers.begin(state, w):
+        return True
+    K = bp.shape[0]
     ncols = out.shape[0] if transposed else out.shape[1]
-    lanes = VEC_BYTES // reg.itemsize
+    lanes = VEC_BYTES // lane_bytes
+    width = MAX_NV * lanes
     chunked = chunk < tile
     fused = not chunked and ts_mode == TS_NONE and cmode != C_WRAP
     fold = FOLD if cmode == C_NONE else FOLD_CLAMP
-    for bi in range(blocks.shape[0]):
+    reg_b = np.zeros(M * MAX_NV * VEC_BYTES, np.uint8)
+    table = np.empty(G * TJ, np.uint8)
+    tot_b = np.zeros(M * width * tot_bytes, np.uint8)
+    part = np.zeros((M, width), np.int32)
+    reg8 = reg_b.view(np.int8).reshape(M, MAX_NV * VEC_BYTES)
+    reg16 = reg_b.view(np.int16).reshape(M, MAX_NV * VEC_BYTES // 2)
+    tot16 = tot_b.view(np.int16).reshape(M, width * tot_bytes // 2)
+    tot32 = tot_b.view(np.int32).reshape(M, width * tot_bytes // 4)
+    xa, ta, ra = np.int64(idx.ctypes.data), np.int64(table.ctypes.data), np.int64(reg_b.ctypes.data)
+    oa, ba = np.int64(tot_b.ctypes.data), np.int64(bp.ctypes.data)
+    rs, os_, bs0 = MAX_NV * VEC_BYTES, width * tot_bytes, bp.strides[0]
+    while True:
+        bi = workers.claim(state)
+        if bi >= blocks.shape[0]:
+            break
         c0, nv = blocks[bi, 0] * lanes, blocks[bi, 1]
         nl = nv * lanes
-        for m in range(M):
-            reg[m, :nl] = 0
-            total[m, :nl] = 0
-            part[m, :nl] = 0
+        reg_b[:] = 0
+        tot_b[:] = 0
         for k0 in range(0, K, tile):
             k1 = min(K, k0 + tile)
             for g in range(k0, k1, G):
                 if chunked and g > k0 and (g - k0) % chunk == 0:
-                    for m in range(M):                 # flush the int16 run into the tile sum
-                        rm, pm = reg[m, :nl], part[m, :nl]
-                        for n in range(nl):
-                            pm[n] += rm[n]
-                            rm[n] = 0
-                _build_table(table, bp, g, min(G, k1 - g), c0, nv, vbase, nval)
+                    _flush(reg16, part, nl)
+                L.call_ints(build_fn, (lane_bytes, ta, ba, bs0, g, min(G, k1 - g), c0 * lane_bytes,
+                                       nv, vbase, nval))
                 last = fold if fused and g + G >= k1 else KEEP
-                _mac(kind, reg, table, idx, g, ioff, nv, lo, hi, total, last)
+                L.call_ints(mac_fn, (kind, xa, xs0, xs1, ioff, M, K, g, ta, ra, rs, oa, os_,
+                                     tot_bytes, nv, lo, hi, last))
             if not fused:
-                _tile_end(reg, part, total, nl, chunked, cmode, lo, hi, bits, ts_mode, ts_lo,
-                          ts_hi, ts_bits)
-        width = min(nl, ncols - c0)
-        if transposed:
-            for m0 in range(0, M, 16):                 # out[c0 + n, m] = total[m, n]
-                m1 = min(M, m0 + 16)
-                for n in range(width):
-                    om = out[c0 + n, m0:m1]
-                    for r in range(m1 - m0):
-                        om[r] = total[m0 + r, n]
+                if lane_bytes == 1:
+                    _tile_end(reg8, part, tot32, nl, chunked, cmode, lo, hi, bits, ts_mode, ts_lo,
+                              ts_hi, ts_bits)
+                else:
+                    _tile_end(reg16, part, tot32, nl, chunked, cmode, lo, hi, bits, ts_mode,
+                              ts_lo, ts_hi, ts_bits)
+        if tot_bytes == 2:
+            _write(tot16, out, c0, min(nl, ncols - c0), transposed)
         else:
-            for m in range(M):
-                om, tm = out[m, c0:c0 + width], total[m, :width]
-                for n in range(width):
-                    om[n] = tm[n]
-
-
-@numba.njit(cache=True)
-def _scratch(M, lane_proto, total_proto):
-    width = MAX_NV * (VEC_BYTES // lane_proto.itemsize)
-    return (np.empty((M, width), lane_proto.dtype), np.empty((M, width), np.int32),
-            np.empty((G, NVAL, width), lane_proto.dtype), np.empty((M, width), total_proto.dtype))
-
-
-@numba.njit(cache=True)
-def _serial(kind, blocks, idx, ioff, bp, out, transposed, vbase, nval, tile, chunk, cmode, lo,
-            hi, bits, ts_mode, ts_lo, ts_hi, ts_bits, lane_proto, total_proto):
-    reg, part, table, total = _scratch(idx.shape[0], lane_proto, total_proto)
-    _columns(kind, blocks, idx, ioff, bp, out, transposed, vbase, nval, tile, chunk, cmode, lo,
-             hi, bits, ts_mode, ts_lo, ts_hi, ts_bits, reg, part, table, total)
-
-
-@numba.njit(cache=True, parallel=True)
-def _parallel(kind, blocks, starts, idx, ioff, bp, out, transposed, vbase, nval, tile, chunk,
-              cmode, lo, hi, bits, ts_mode, ts_lo, ts_hi, ts_bits, lane_proto, total_proto):
-    """Parts of the column blocks (blocks[starts[i]:starts[i+1]]) in parallel: each part
-    builds the product tables of its own columns only."""
-    for i in prange(starts.shape[0] - 1):
-        reg, part, table, total = _scratch(idx.shape[0], lane_proto, total_proto)
-        _columns(kind, blocks[starts[i]:starts[i + 1]], idx, ioff, bp, out, transposed, vbase,
-                 nval, tile, chunk, cmode, lo, hi, bits, ts_mode, ts_lo, ts_hi, ts_bits, reg,
-                 part, table, total)
+            _write(tot32, out, c0, min(nl, ncols - c0), transposed)
+    return workers.finish(state, w)
 
 
 @numba.njit(cache=True)
 def _value_range(x):
-    """(min, max) of a 2-D integer array in one pass."""
-    lo = np.int64(x[0, 0])
-    hi = lo
+    """(min, max) of a 1-D or 2-D integer array in one pass."""
+    if x.ndim == 1:
+        lo = hi = x[0]
+        for v in x:
+            lo = min(lo, v)
+            hi = max(hi, v)
+        return np.int64(lo), np.int64(hi)
+    lo = hi = np.int64(x[0, 0])
     for i in range(x.shape[0]):
         row = x[i]
-        rlo, rhi = row[0], row[0]
+        rlo = rhi = row[0]
         for v in row:
             rlo = min(rlo, v)
             rhi = max(rhi, v)
         lo = min(lo, np.int64(rlo))
         hi = max(hi, np.int64(rhi))
     return lo, hi
+
+
+def value_range(x):
+    """(min, max) of an integer array (flattened when contiguous: one vectorised loop)."""
+    if x.flags.c_contiguous:
+        return _value_range(x.reshape(-1))
+    return _value_range(x)
 
 
 @numba.njit(cache=True)
@@ -500,29 +477,28 @@ if KERNELS not in ("auto", "generic"):
 
 PARALLEL_MIN_MACS = 1 << 21    # smaller calls run on the calling thread only
 INT32_MAX = (1 << 31) - 1
+PAIRS = matmul_x86.available()      # AVX2: exact tile sums from pmaddubsw pairs
 
 
 @functools.lru_cache(maxsize=256)
-def _blocks(n_vec, parts):
-    """Column blocks (first vector, vectors) of 4, 2 or 1 vectors covering n_vec vectors,
-    cut into `parts` contiguous runs of nearly equal width; returns (blocks, starts)."""
-    blocks, starts = [], [0]
-    edges = [round(i * n_vec / parts) for i in range(parts + 1)]
-    for p in range(parts):
-        v = edges[p]
-        while v < edges[p + 1]:
-            nv = next(n for n in (4, 2, 1) if v + n <= edges[p + 1])
+def _blocks(n_vec, threads):
+    """Column blocks (first vector, vectors) covering n_vec vectors, in the order the threads
+    claim them: blocks of 4 vectors while more than 4 per thread remain, then of 2 while more
+    than 2 per thread remain, then single vectors (so that the threads end together)."""
+    blocks, v = [], 0
+    for nv in (4, 2, 1):
+        while n_vec - v >= nv and (n_vec - v > nv * threads or nv == 1 or threads == 1):
             blocks.append((v, nv))
             v += nv
-        starts.append(len(blocks))
-    b, st = np.array(blocks, np.int64).reshape(-1, 2), np.array(starts, np.int64)
-    b.flags.writeable = st.flags.writeable = False
-    return b, st
+    out = np.array(blocks, np.int64).reshape(-1, 2)
+    out.flags.writeable = False
+    return out
 
 
 def _plan(acc, amin, amax, bmin, bmax, K):
-    """(kind, lane dtype, tile, chunk, cmode, TS active) for a call, or None if no fast kernel
-    computes it exactly."""
+    """(kind, lane bytes, tile, chunk, cmode, max |C(tile sum)|) of the table kernels for
+    row codes amin … amax and lane values bmin … bmax, or None if they cannot compute the
+    call exactly."""
     if amax - amin + 1 > NVAL:
         return None
     prods = (amin * bmin, amin * bmax, amax * bmin, amax * bmax)
@@ -534,13 +510,13 @@ def _plan(acc, amin, amax, bmin, bmax, K):
         if lo < -128 or hi > 127 or pmin < -128 or pmax > 127:
             return None
         kind = SAT if (lo == -128 and hi == 127) else SAT_LO if hi == 127 else SAT_LOHI
-        return kind, np.int8, tile, tile, C_NONE, max(-lo, hi)
+        return kind, 1, tile, tile, C_NONE, max(-lo, hi)
     if acc.mode == "wrap":
         if acc.bits > 16:
             return None
-        if acc.bits <= 8:
-            return ADD8, np.int8, tile, tile, (C_NONE if acc.bits == 8 else C_WRAP), 1 << (acc.bits - 1)
-        return ADD16, np.int16, tile, tile, (C_NONE if acc.bits == 16 else C_WRAP), 1 << (acc.bits - 1)
+        kind, lane_bits = (ADD8, 8) if acc.bits <= 8 else (ADD16, 16)
+        return (kind, lane_bits // 8, tile, tile, C_NONE if acc.bits == lane_bits else C_WRAP,
+                1 << (acc.bits - 1))
     # exact or clamp_tile: exact tile sums from int16 runs of `chunk` MACs
     chunk = (32767 // maxp) // G * G
     if chunk < G:
@@ -550,26 +526,14 @@ def _plan(acc, amin, amax, bmin, bmax, K):
     if tile * maxp > INT32_MAX:
         return None
     chunk = min(chunk, -(-tile // G) * G)
-    if acc.mode == "clamp_tile":
-        cmode = C_CLAMP if tile * maxp > min(-lo, hi) else C_NONE
-        return ADD16, np.int16, tile, chunk, cmode, min(max(-lo, hi), tile * maxp)
-    return ADD16, np.int16, tile, chunk, C_NONE, tile * maxp
-
-
-def _cost(rows, lanes, lane_bytes, transpose):
-    """Estimated time of one orientation, in units of one row's MACs on one vector of one
-    k: every column vector costs its rows' MACs plus its table entries (a table store costs
-    about as much as a row's add); the transposed orientation also transposes the small
-    operand and the result (about 1.5 units per element)."""
-    lanes_per_vec = VEC_BYTES // lane_bytes
-    n_vec = -(-lanes // lanes_per_vec)
-    extra = 1.5 * rows * lanes / lanes_per_vec if transpose else 0.0
-    return n_vec * (rows + 1.5 * NVAL) + extra
+    if acc.mode == "clamp_tile" and tile * maxp > min(-lo, hi):
+        return ADD16, 2, tile, chunk, C_CLAMP, max(-lo, hi)
+    return ADD16, 2, tile, chunk, C_NONE, tile * maxp
 
 
 def _ts_plan(acc, n_tiles, max_part):
-    """(ts_mode, ts_lo, ts_hi) of the tile-sum register, TS_NONE when it can never overflow,
-    or None when the int32 totals could not hold it."""
+    """(ts_mode, ts_lo, ts_hi) of the tile-sum register (TS_NONE when it can never
+    overflow), or None when int32 totals could not hold it."""
     ts_mode, ts_lo, ts_hi = TS_NONE, 0, 0
     if acc.tile_sum_bits is not None:
         ts_lo, ts_hi = acc.tile_sum_range
@@ -582,7 +546,65 @@ def _ts_plan(acc, n_tiles, max_part):
     return ts_mode, ts_lo, ts_hi
 
 
-PAIRS = matmul_x86.available()      # AVX2: exact tile sums from pmaddubsw pairs
+def _cost(rows, lanes, lane_bytes, transpose):
+    """Estimated time of one orientation, in units of one row's MACs on one vector for one
+    k: every column vector costs its rows plus its table entries (a table store costs about
+    1.5 row-adds); the transposed orientation also transposes the small operand and the
+    result (about 1.5 units per element)."""
+    lanes_per_vec = VEC_BYTES // lane_bytes
+    n_vec = -(-lanes // lanes_per_vec)
+    extra = 1.5 * rows * lanes / lanes_per_vec if transpose else 0.0
+    return n_vec * (rows + 1.5 * NVAL) + extra
+
+
+def _threads(macs):
+    """Threads for a call of `macs` multiply-accumulates: Numba's thread count (NUMBA_NUM_THREADS,
+    numba.set_num_threads) for large calls, else 1 (waking a helper costs more)."""
+    return numba.get_num_threads() if macs >= PARALLEL_MIN_MACS else 1
+
+
+def _tables_matmul(a2, b, acc, amin, amax, bmin, bmax):
+    M, K = a2.shape
+    N = b.shape[1]
+    plan_n = _plan(acc, amin, amax, bmin, bmax, K)
+    plan_t = _plan(acc, bmin, bmax, amin, amax, K)
+    if plan_n is None and plan_t is None:
+        return None
+    if plan_n is not None and plan_t is not None:
+        transpose = _cost(N, M, plan_n[1], True) < _cost(M, N, plan_n[1], False)
+    else:
+        transpose = plan_n is None
+    kind, lane_bytes, tile, chunk, cmode, max_part = plan_t if transpose else plan_n
+    n_tiles = -(-K // tile)
+    ts = _ts_plan(acc, n_tiles, max_part)
+    if ts is None:
+        return None
+    ts_mode, ts_lo, ts_hi = ts
+    rows, lanes, vmin, vmax = (N, M, bmin, bmax) if transpose else (M, N, amin, amax)
+    # the row operand's codes as bytes, read in place (bᵀ is b read with swapped strides)
+    src = b if transpose else a2
+    if src.dtype.itemsize == 1 and src.flags.c_contiguous:
+        idx, ioff = src.view(np.uint8), vmin
+    else:
+        idx, ioff = np.empty((K, rows) if transpose else (rows, K), np.uint8), 0
+        _to_index(src, vmin, idx)
+    xs0, xs1 = (1, rows) if transpose else (K, 1)
+    # the lane operand modulo 2^(lane bits): every table entry is then the product modulo
+    # 2^(lane bits), which is the product itself wherever the plan needs it exact
+    lanes_per_vec = VEC_BYTES // lane_bytes
+    n_vec = -(-lanes // lanes_per_vec)
+    bp = np.zeros((K, n_vec * lanes_per_vec), np.int8 if lane_bytes == 1 else np.int16)
+    _pad_lanes(a2 if transpose else b, transpose, bp)
+    out = np.empty((M, N), np.int64)
+    fused = chunk >= tile and ts_mode == TS_NONE and cmode != C_WRAP
+    tot_bytes = 2 if (fused and lane_bytes == 1 and n_tiles * max_part <= 32767) else 4
+    lo, hi = acc.range
+    threads = _threads(M * K * N)
+    workers.run(_tables_run, threads, _kernel(_mac), _kernel(_build), kind, lane_bytes,
+                tot_bytes, _blocks(n_vec, threads), idx, rows, xs0, xs1, ioff, bp.view(np.uint8),
+                out, transpose, vmin, vmax - vmin + 1, tile, chunk, cmode, lo, hi, acc.bits,
+                ts_mode, ts_lo, ts_hi, acc.tile_sum_bits or 32)
+    return out
 
 
 def _pairs_matmul(a2, b, acc, amin, amax, bmin, bmax):
@@ -622,13 +644,12 @@ def _pairs_matmul(a2, b, acc, amin, amax, bmin, bmax):
         return None
     ts_mode, ts_lo, ts_hi = ts
     row_dtype = np.uint8 if unsigned_rows else np.int8
-    if a2.dtype.itemsize == 1 and a2.strides[1] == 1:
+    if a2.dtype.itemsize == 1 and a2.flags.c_contiguous:
         a2 = a2.view(row_dtype)                   # the codes fit row_dtype: same bytes
     else:
         a2 = np.ascontiguousarray(a2, dtype=row_dtype)
-    ppt = (tile + 1) // 2
     nblk = -(-N // matmul_x86.BLOCK)
-    bq = np.zeros((n_tiles * ppt, 2 * nblk * matmul_x86.BLOCK),
+    bq = np.zeros((n_tiles * ((tile + 1) // 2), 2 * nblk * matmul_x86.BLOCK),
                   np.int8 if unsigned_rows else np.uint8)
     matmul_x86.pack_pairs(b, 0 if unsigned_rows else bmin, tile, bq)
     if unsigned_rows:
@@ -637,82 +658,26 @@ def _pairs_matmul(a2, b, acc, amin, amax, bmin, bmax):
         corr = np.empty((M, n_tiles), np.int16)
         matmul_x86.row_corrections(a2, bmin, tile, corr)
     out = np.empty((M, N), np.int64)
-    args = (unsigned_rows, a2, bq, corr, out, tile, cmode, lo, hi, min(acc.bits, 16), ts_mode,
-            ts_lo, ts_hi, min(acc.tile_sum_bits or 32, 32))
-    parts = min(numba.get_num_threads(), nblk) if M * K * N >= PARALLEL_MIN_MACS else 1
-    if parts > 1:
-        matmul_x86.parallel(parts, *args)
-    else:
-        matmul_x86.serial(*args)
+    tot_bytes = 2 if n_tiles * max_part <= 32767 else 4
+    workers.run(matmul_x86.run, _threads(M * K * N), _kernel(matmul_x86._block), unsigned_rows,
+                tot_bytes, a2.view(np.uint8), bq.view(np.uint8), corr, out, tile, cmode, lo, hi,
+                min(acc.bits, 16), ts_mode, ts_lo, ts_hi, min(acc.tile_sum_bits or 32, 8 * tot_bytes))
     return out
 
 
 def fast_int_matmul(a2, b, acc):
     """a2 (M, K) · b (K, N) through `acc` as int64 (M, N), or None when no fast kernel applies
-    (then the caller runs the generic kernel). Untraced calls only: no event counts.
-
-    Orientation: the row operand (whose codes index the product table) is a2 and the lanes
-    run over the columns of b, or (when cheaper, or the only exact choice) the row operand is
-    bᵀ and the lanes run over the rows of a2: out = (bᵀ·a2ᵀ)ᵀ, the same per-output sequence.
-    """
+    (the caller then runs the generic kernel). Untraced calls only: no event counts."""
     if KERNELS == "generic":
         return None
     M, K = a2.shape
     N = b.shape[1]
     if M == 0 or N == 0 or K == 0:
         return None
-    amin, amax = _value_range(a2)
-    bmin, bmax = _value_range(b)
+    amin, amax = value_range(a2)
+    bmin, bmax = value_range(b)
     if PAIRS and acc.mode != "saturate":
         out = _pairs_matmul(a2, b, acc, amin, amax, bmin, bmax)
         if out is not None:
             return out
-    plan_n = _plan(acc, amin, amax, bmin, bmax, K)
-    plan_t = _plan(acc, bmin, bmax, amin, amax, K)
-    if plan_n is not None and plan_t is not None:
-        lb = np.dtype(plan_n[1]).itemsize
-        transpose = _cost(N, M, lb, True) < _cost(M, N, lb, False)
-    elif plan_n is None and plan_t is None:
-        return None
-    else:
-        transpose = plan_n is None
-    if transpose:
-        rows_op, lanes_op, rows, lanes, vmin, vmax = b.T, a2, N, M, bmin, bmax
-        plan = plan_t
-    else:
-        rows_op, lanes_op, rows, lanes, vmin, vmax = a2, b, M, N, amin, amax
-        plan = plan_n
-    kind, lane_dtype, tile, chunk, cmode, max_part = plan
-    n_tiles = -(-K // tile)
-    lo, hi = acc.range
-    ts = _ts_plan(acc, n_tiles, max_part)
-    if ts is None:
-        return None
-    ts_mode, ts_lo, ts_hi = ts
-
-    if rows_op.dtype.itemsize == 1:
-        idx, ioff = rows_op, vmin                  # the codes index the table directly
-    else:
-        idx, ioff = np.empty((rows, K), np.uint8), 0
-        _to_index(rows_op, vmin, idx)
-    lanes_per_vec = VEC_BYTES // np.dtype(lane_dtype).itemsize
-    n_vec = -(-lanes // lanes_per_vec)
-    # the lane operand modulo 2^(lane bits): every table entry is then the product modulo
-    # 2^(lane bits), which is the product itself wherever the plan needs it exact
-    bp = np.zeros((K, n_vec * lanes_per_vec), lane_dtype)
-    _pad_lanes(lanes_op, transpose, bp)
-    out = np.empty((M, N), np.int64)
-    fused = chunk >= tile and ts_mode == TS_NONE and cmode != C_WRAP
-    total_dtype = np.int16 if (fused and lane_dtype == np.int8
-                               and n_tiles * max_part <= 32767) else np.int32
-    args = (idx, ioff, bp, out, transpose, vmin, vmax - vmin + 1, tile, chunk, cmode, lo, hi,
-            acc.bits, ts_mode, ts_lo, ts_hi, acc.tile_sum_bits or 32, np.empty(0, lane_dtype),
-            np.empty(0, total_dtype))
-    parts = numba.get_num_threads() if M * K * N >= PARALLEL_MIN_MACS else 1
-    parts = max(1, min(parts, n_vec))
-    blocks, starts = _blocks(n_vec, parts)
-    if parts > 1:
-        _parallel(kind, blocks, starts, *args)
-    else:
-        _serial(kind, blocks, *args)
-    return out
+    return _tables_matmul(a2, b, acc, amin, amax, bmin, bmax)

@@ -363,29 +363,34 @@ def _tables_run(state, w, mac_fn, build_fn, kind, lane_bytes, tot_bytes, blocks,
     K = bp.shape[0]
     ncols = out.shape[0] if transposed else out.shape[1]
     lanes = VEC_BYTES // lane_bytes
-    width = MAX_NV * lanes
     chunked = chunk < tile
     fused = not chunked and ts_mode == TS_NONE and cmode != C_WRAP
     fold = FOLD if cmode == C_NONE else FOLD_CLAMP
-    reg_b = np.zeros(M * MAX_NV * VEC_BYTES, np.uint8)
+    nvmax = 1                                      # scratch for the widest block only
+    for bi in range(blocks.shape[0]):
+        nvmax = max(nvmax, blocks[bi, 1])
+    rs = nvmax * VEC_BYTES                         # register bytes per row
+    os_ = nvmax * lanes * tot_bytes                # total bytes per row
+    reg_b = np.zeros(M * rs, np.uint8)
     table = np.empty(G * TJ, np.uint8)
-    tot_b = np.zeros(M * width * tot_bytes, np.uint8)
-    part = np.zeros((M, width), np.int32)
-    reg8 = reg_b.view(np.int8).reshape(M, MAX_NV * VEC_BYTES)
-    reg16 = reg_b.view(np.int16).reshape(M, MAX_NV * VEC_BYTES // 2)
-    tot16 = tot_b.view(np.int16).reshape(M, width * tot_bytes // 2)
-    tot32 = tot_b.view(np.int32).reshape(M, width * tot_bytes // 4)
+    tot_b = np.zeros(M * os_, np.uint8)
+    part = np.zeros((M if chunked else 1, nvmax * lanes), np.int32)
+    reg8 = reg_b.view(np.int8).reshape(M, rs)
+    reg16 = reg_b.view(np.int16).reshape(M, rs // 2)
+    tot16 = tot_b.view(np.int16).reshape(M, os_ // 2)
+    tot32 = tot_b.view(np.int32).reshape(M, os_ // 4)
     xa, ta, ra = np.int64(idx.ctypes.data), np.int64(table.ctypes.data), np.int64(reg_b.ctypes.data)
-    oa, ba = np.int64(tot_b.ctypes.data), np.int64(bp.ctypes.data)
-    rs, os_, bs0 = MAX_NV * VEC_BYTES, width * tot_bytes, bp.strides[0]
+    oa, ba, bs0 = np.int64(tot_b.ctypes.data), np.int64(bp.ctypes.data), bp.strides[0]
+    fresh = True
     while True:
         bi = workers.claim(state)
         if bi >= blocks.shape[0]:
             break
         c0, nv = blocks[bi, 0] * lanes, blocks[bi, 1]
         nl = nv * lanes
-        reg_b[:] = 0
-        tot_b[:] = 0
+        if not fresh:                              # every tile end leaves the registers 0
+            tot_b[:] = 0
+        fresh = False
         for k0 in range(0, K, tile):
             k1 = min(K, k0 + tile)
             for g in range(k0, k1, G):
@@ -599,11 +604,15 @@ def _tables_matmul(a2, b, acc, amin, amax, bmin, bmax):
     fused = chunk >= tile and ts_mode == TS_NONE and cmode != C_WRAP
     tot_bytes = 2 if (fused and lane_bytes == 1 and n_tiles * max_part <= 32767) else 4
     lo, hi = acc.range
-    threads = _threads(M * K * N)
-    workers.run(_tables_run, threads, _kernel(_mac), _kernel(_build), kind, lane_bytes,
-                tot_bytes, _blocks(n_vec, threads), idx, rows, xs0, xs1, ioff, bp.view(np.uint8),
-                out, transpose, vmin, vmax - vmin + 1, tile, chunk, cmode, lo, hi, acc.bits,
-                ts_mode, ts_lo, ts_hi, acc.tile_sum_bits or 32)
+    mac_fn, build_fn, bpv = _kernel(_mac), _kernel(_build), bp.view(np.uint8)
+
+    def launch(threads):
+        workers.run(_tables_run, threads, mac_fn, build_fn, kind, lane_bytes, tot_bytes,
+                    _blocks(n_vec, threads), idx, rows, xs0, xs1, ioff, bpv, out, transpose, vmin,
+                    vmax - vmin + 1, tile, chunk, cmode, lo, hi, acc.bits, ts_mode, ts_lo, ts_hi,
+                    acc.tile_sum_bits or 32)
+
+    workers.run_adaptive(("tables", kind, M, K, N, tile), _threads(M * K * N), launch)
     return out
 
 
@@ -611,14 +620,9 @@ def _pairs_matmul(a2, b, acc, amin, amax, bmin, bmax):
     """exact / clamp_tile / wrap through matmul_x86 (lanes over the columns of b), or None."""
     M, K = a2.shape
     N = b.shape[1]
-    if amin >= 0 and amax <= 255 and bmin >= -128 and bmax <= 127:
-        unsigned_rows, umax, smax = True, amax, max(-bmin, bmax)
-    elif amin >= -128 and amax <= 127 and bmax - bmin <= 255:
-        unsigned_rows, umax, smax = False, bmax - bmin, max(-amin, amax)
-    else:
-        return None
-    if 2 * umax * smax > 32767:                   # pmaddubsw would saturate a pair
-        return None
+    umax = amax - min(amin, 0)                    # the row codes u = a (− amin if negative)
+    if umax > 255 or bmin < -128 or bmax > 127 or 2 * umax * max(-bmin, bmax) > 32767:
+        return None                               # u, b must fit uint8 / int8; no saturated pair
     maxp = max(abs(amin * bmin), abs(amin * bmax), abs(amax * bmin), abs(amax * bmax), 1)
     lo, hi = acc.range
     tile = max(1, K if acc.tile is None else min(acc.tile, K))
@@ -636,32 +640,32 @@ def _pairs_matmul(a2, b, acc, amin, amax, bmin, bmax):
             cmode, max_part = C_CLAMP, max(-lo, hi)
         else:
             cmode, max_part = C_NONE, tile * maxp
-    if not unsigned_rows and tile * max(-amin, amax) * -bmin > 32767:
-        return None                               # the row correction must fit int16
     n_tiles = -(-K // tile)
     ts = _ts_plan(acc, n_tiles, max_part)
     if ts is None:
         return None
     ts_mode, ts_lo, ts_hi = ts
-    row_dtype = np.uint8 if unsigned_rows else np.int8
-    if a2.dtype.itemsize == 1 and a2.flags.c_contiguous:
-        a2 = a2.view(row_dtype)                   # the codes fit row_dtype: same bytes
-    else:
-        a2 = np.ascontiguousarray(a2, dtype=row_dtype)
     nblk = -(-N // matmul_x86.BLOCK)
-    bq = np.zeros((n_tiles * ((tile + 1) // 2), 2 * nblk * matmul_x86.BLOCK),
-                  np.int8 if unsigned_rows else np.uint8)
-    matmul_x86.pack_pairs(b, 0 if unsigned_rows else bmin, tile, bq)
-    if unsigned_rows:
-        corr = np.zeros((1, 1), np.int16)
+    corrected = amin < 0
+    if not corrected and a2.dtype.itemsize == 1 and a2.flags.c_contiguous:
+        u = a2.view(np.uint8)                     # codes 0 … 255: the same bytes
     else:
-        corr = np.empty((M, n_tiles), np.int16)
-        matmul_x86.row_corrections(a2, bmin, tile, corr)
+        u = np.empty((M, K), np.uint8)
+        matmul_x86.offset_codes(a2, min(amin, 0), u)
+    corr = np.zeros((n_tiles if corrected else 1, nblk * matmul_x86.BLOCK), np.int16)
+    if corrected:
+        matmul_x86.column_corrections(b, amin, tile, corr)
+    bq = np.zeros((n_tiles * ((tile + 1) // 2), 2 * nblk * matmul_x86.BLOCK), np.int8)
+    matmul_x86.pack_pairs(b, tile, bq)
     out = np.empty((M, N), np.int64)
     tot_bytes = 2 if n_tiles * max_part <= 32767 else 4
-    workers.run(matmul_x86.run, _threads(M * K * N), _kernel(matmul_x86._block), unsigned_rows,
-                tot_bytes, a2.view(np.uint8), bq.view(np.uint8), corr, out, tile, cmode, lo, hi,
-                min(acc.bits, 16), ts_mode, ts_lo, ts_hi, min(acc.tile_sum_bits or 32, 8 * tot_bytes))
+    block_fn, bqv = _kernel(matmul_x86._block), bq.view(np.uint8)
+    bits, ts_bits = min(acc.bits, 16), min(acc.tile_sum_bits or 32, 8 * tot_bytes)
+    workers.run_adaptive(
+        ("pairs", M, K, N, tile), _threads(M * K * N),
+        lambda threads: workers.run(matmul_x86.run, threads, block_fn, corrected, tot_bytes, u,
+                                    bqv, corr, out, tile, cmode, lo, hi, bits, ts_mode, ts_lo,
+                                    ts_hi, ts_bits))
     return out
 
 

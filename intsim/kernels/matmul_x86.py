@@ -14,12 +14,12 @@ Layout: lanes are output columns (16 int16 lanes per vector, two vectors = a blo
 columns). `bq` holds b in pair rows: bq[r, 2n + i] = b[k + i, n] for the pair (k, k + 1) of
 row r, each tile padded to an even length with a zero row. The row operand a is read as one
 16-bit pair (a[m, k], a[m, k + 1]) per MAC pair and broadcast to every lane (at an odd tile
-end the second code belongs to the next tile and meets the zero row). One pmaddubsw operand
+end the second code belongs to the next tile and meets the zero row). The first pmaddubsw operand
 must be unsigned:
 
-* unsigned rows (0 ≤ a ≤ 255, b fits int8): u = broadcast a, s = b;
-* signed rows (a fits int8): u = b − bmin (packed so), s = broadcast a; the tile sum is then
-  Σ a·b − bmin·Σ_k a[m, k] and gets corr[m, t] = bmin·Σ_{k∈t} a[m, k] added at the tile end.
+the row codes u = a (when a ≥ 0), or u = a − amin (when a has negative codes), are
+broadcast; s = b (int8). With the offset the tile sum is Σ a·b − amin·Σ_k b[k, n] and gets
+corr[t, n] = amin·Σ_{k∈t} b[k, n] (per tile and column, modulo 2^16) added at the tile end.
 
 Blocks of 4 rows × 32 columns keep their 8 accumulators in registers for a whole tile; at the
 tile end C (clamp to [lo, hi], or wrap to `bits`) and the tile-sum register (saturate / wrap)
@@ -40,8 +40,9 @@ from numba.core.extending import intrinsic
 from . import llvm_ir as L
 from . import workers
 
-BLOCK = 32          # output columns per block: two vectors of 16 int16 lanes
-ROWS = 4            # rows per register block
+NVEC = 2            # vectors of 16 int16 lanes per block
+BLOCK = 16 * NVEC   # output columns per block
+ROWS = 4            # rows per register block (ROWS × NVEC accumulators in registers)
 C_NONE, C_CLAMP, C_WRAP = 0, 1, 2
 TS_NONE, TS_SATURATE, TS_WRAP = 0, 1, 2
 
@@ -59,17 +60,17 @@ def available() -> bool:
     return bool(feats.get("avx2")) and llvm.get_process_triple().startswith("x86_64")
 
 
-def _make_block(unsigned_rows):
-    """block(a, as0, M, K, bq, bs0, corr, cs0, out, os0, N, tot, tot_bytes, c0, tile, cmode, lo,
+def _make_block(corrected):
+    """block(u, us0, M, K, bq, bs0, corr, cs0, out, os0, N, tot, tot_bytes, c0, tile, cmode, lo,
     hi, bits, ts_mode, ts_lo, ts_hi, ts_bits): columns c0 … c0 + 31 (those < N) of
-    out (int64, row stride os0 bytes) for every row. a: codes (uint8/int8 bytes, row stride
-    as0); bq: pair rows (row stride bs0); corr: int16 row corrections (row stride cs0, one per
-    tile); tot: scratch for ROWS × BLOCK totals of tot_bytes (2 or 4) each. Addresses and
-    strides are int64 byte values."""
+    out (int64, row stride os0 bytes) for every row. u: uint8 row codes (row stride us0);
+    bq: int8 pair rows (row stride bs0); corr (`corrected` only): int16 column corrections,
+    one row per tile (stride cs0); tot: scratch for ROWS × BLOCK totals of tot_bytes (2 or 4)
+    each. Addresses and strides are int64 byte values."""
 
     def codegen(context, builder, sig, args):
         (a, as0, M, K, bq, bs0, corr, cs0, out, os0, N, tot, tot_bytes, c0, tile, cmode, lo, hi,
-         bits, ts_mode, ts_lo, ts_hi, ts_bits) = args
+         bits, ts_mode, ts_lo, ts_hi, ts_bits) = args                 # a: the codes u
         b = builder
         pmadd = L.cgutils.get_or_insert_function(
             b.module, ir.FunctionType(_V16I16, [_V32I8, _V32I8]), "llvm.x86.avx2.pmadd.ub.sw")
@@ -81,7 +82,7 @@ def _make_block(unsigned_rows):
         klast = b.sub(K, L.const(1))
         width = L.smin(b, b.sub(N, c0), L.const(BLOCK))
         bcol = b.mul(c0, L.const(2))                                 # byte column in bq
-        accs = [[L.alloca(b, _V16I16) for _ in range(2)] for _ in range(ROWS)]
+        accs = [[L.alloca(b, _V16I16) for _ in range(NVEC)] for _ in range(ROWS)]
 
         def rows(m0, R, safe):
             """Rows m0 … m0+R−1; `safe` reads the second code of a pair byte-wise, clamped to
@@ -89,7 +90,7 @@ def _make_block(unsigned_rows):
             def zero_totals(wb):
                 wty = L.vec(ir.IntType(8 * wb), 16)
                 for r in range(R):
-                    for c in range(2):
+                    for c in range(NVEC):
                         L.store(b, L.zeros(wty), tot, L.const((r * BLOCK + 16 * c) * wb))
             L.if_else(b, b.icmp_signed("==", tot_bytes, L.const(2)),
                       lambda: zero_totals(2), lambda: zero_totals(4))
@@ -100,12 +101,12 @@ def _make_block(unsigned_rows):
                 npair = b.sdiv(b.add(L.smin(b, tile, b.sub(K, k0)), L.const(1)), L.const(2))
                 prow = b.mul(t, ppt)
                 for r in range(R):
-                    for c in range(2):
+                    for c in range(NVEC):
                         b.store(L.zeros(_V16I16), accs[r][c])
                 with L.for_range(b, npair) as pl:
                     k = b.add(k0, b.mul(pl.index, L.const(2)))
                     brow = b.add(bq, b.add(b.mul(b.add(prow, pl.index), bs0), bcol))
-                    bv = [L.load(b, brow, L.const(32 * c), _V32I8) for c in range(2)]
+                    bv = [L.load(b, brow, L.const(32 * c), _V32I8) for c in range(NVEC)]
                     for r in range(R):
                         if safe:
                             x0 = b.zext(L.load(b, arows[r], k, L.I8), L.I16)
@@ -115,17 +116,13 @@ def _make_block(unsigned_rows):
                         else:
                             w = L.load(b, arows[r], k, L.I16)
                         wv = b.bitcast(L.splat(b, w, _V16I16), _V32I8)
-                        for c in range(2):
-                            pm = b.call(pmadd, [wv, bv[c]] if unsigned_rows else [bv[c], wv])
+                        for c in range(NVEC):
+                            pm = b.call(pmadd, [wv, bv[c]])
                             b.store(b.add(b.load(accs[r][c]), pm), accs[r][c])
-                corrs = []
-                for r in range(R):
-                    if unsigned_rows:
-                        corrs.append(None)
-                    else:
-                        cp = b.add(corr, b.add(b.mul(b.add(m0, L.const(r)), cs0),
-                                               b.mul(t, L.const(2))))
-                        corrs.append(L.splat(b, L.load(b, cp, L.const(0), L.I16), _V16I16))
+                corrs = [None] * NVEC
+                if corrected:
+                    crow = b.add(corr, b.add(b.mul(t, cs0), b.mul(c0, L.const(2))))
+                    corrs = [L.load(b, crow, L.const(32 * c), _V16I16) for c in range(NVEC)]
 
                 def tile_end(case):          # C, then the tile-sum register, into the totals
                     wb, cm, tm = case // 9, case // 3 % 3, case % 3
@@ -134,10 +131,10 @@ def _make_block(unsigned_rows):
                     tshi = L.splat(b, b.trunc(ts_hi, wty.element), wty)
                     tsh = L.splat(b, b.trunc(b.sub(L.const(8 * wb), ts_bits), wty.element), wty)
                     for r in range(R):
-                        for c in range(2):
+                        for c in range(NVEC):
                             x = b.load(accs[r][c])
-                            if corrs[r] is not None:
-                                x = b.add(x, corrs[r])
+                            if corrs[c] is not None:
+                                x = b.add(x, corrs[c])
                             if cm == C_CLAMP:
                                 x = b.call(L.vector_fn(b, "smin", _V16I16),
                                            [b.call(L.vector_fn(b, "smax", _V16I16), [x, lo16]), hi16])
@@ -163,7 +160,7 @@ def _make_block(unsigned_rows):
                     orow = b.add(out, b.add(b.mul(b.add(m0, L.const(r)), os0), b.mul(c0, L.const(8))))
 
                     def whole():
-                        for c in range(2):
+                        for c in range(NVEC):
                             v = L.load(b, tot, L.const((r * BLOCK + 16 * c) * wb), wty)
                             L.store(b, b.sext(v, _V16I64), orow, L.const(128 * c))
 
@@ -187,36 +184,36 @@ def _make_block(unsigned_rows):
         rows(b.sub(M, L.const(1)), 1, True)
         return context.get_dummy_value()
 
-    def typer(typingctx, a, as0, M, K, bq, bs0, corr, cs0, out, os0, N, tot, tot_bytes, c0, tile,
+    def typer(typingctx, u, us0, M, K, bq, bs0, corr, cs0, out, os0, N, tot, tot_bytes, c0, tile,
               cmode, lo, hi, bits, ts_mode, ts_lo, ts_hi, ts_bits):
-        sig = L.int_signature(a, as0, M, K, bq, bs0, corr, cs0, out, os0, N, tot, tot_bytes, c0,
+        sig = L.int_signature(u, us0, M, K, bq, bs0, corr, cs0, out, os0, N, tot, tot_bytes, c0,
                               tile, cmode, lo, hi, bits, ts_mode, ts_lo, ts_hi, ts_bits)
         return None if sig is None else (sig, codegen)
 
     return intrinsic(typer)
 
 
-_block_unsigned_rows = _make_block(True)
-_block_signed_rows = _make_block(False)
+_block_plain = _make_block(False)
+_block_corrected = _make_block(True)
 
 
-def _block(unsigned_rows, a, as0, M, K, bq, bs0, corr, cs0, out, os0, N, tot, tot_bytes, c0,
-           tile, cmode, lo, hi, bits, ts_mode, ts_lo, ts_hi, ts_bits):
+def _block(corrected, u, us0, M, K, bq, bs0, corr, cs0, out, os0, N, tot, tot_bytes, c0, tile,
+           cmode, lo, hi, bits, ts_mode, ts_lo, ts_hi, ts_bits):
     """One column block (compiled once as a C callback: see matmul_int8._kernel)."""
-    if unsigned_rows:
-        _block_unsigned_rows(a, as0, M, K, bq, bs0, corr, cs0, out, os0, N, tot, tot_bytes, c0,
-                             tile, cmode, lo, hi, bits, ts_mode, ts_lo, ts_hi, ts_bits)
+    if corrected:
+        _block_corrected(u, us0, M, K, bq, bs0, corr, cs0, out, os0, N, tot, tot_bytes, c0,
+                         tile, cmode, lo, hi, bits, ts_mode, ts_lo, ts_hi, ts_bits)
     else:
-        _block_signed_rows(a, as0, M, K, bq, bs0, corr, cs0, out, os0, N, tot, tot_bytes, c0,
-                           tile, cmode, lo, hi, bits, ts_mode, ts_lo, ts_hi, ts_bits)
+        _block_plain(u, us0, M, K, bq, bs0, corr, cs0, out, os0, N, tot, tot_bytes, c0, tile,
+                     cmode, lo, hi, bits, ts_mode, ts_lo, ts_hi, ts_bits)
 
 
 @numba.njit(cache=True, nogil=True)
-def run(state, w, block_fn, unsigned_rows, tot_bytes, a, bq, corr, out, tile, cmode, lo, hi,
-        bits, ts_mode, ts_lo, ts_hi, ts_bits):
+def run(state, w, block_fn, corrected, tot_bytes, a, bq, corr, out, tile, cmode, lo, hi, bits,
+        ts_mode, ts_lo, ts_hi, ts_bits):
     """Thread w's share of the column blocks (the protocol of kernels/workers.py). block_fn:
-    address of `_block` as a C function; a: uint8 view of the codes (M, K), C order; bq: uint8
-    view of the pair rows; corr (M, n_tiles) int16; out (M, N) int64."""
+    address of `_block` as a C function; a (M, K) uint8 codes u, C order; bq: uint8 view of
+    the int8 pair rows; corr (n_tiles, ≥ N) int16 column corrections; out (M, N) int64."""
     if not workers.begin(state, w):
         return True
     tot = np.empty(ROWS * BLOCK * 4, np.uint8)
@@ -229,7 +226,7 @@ def run(state, w, block_fn, unsigned_rows, tot_bytes, a, bq, corr, out, tile, cm
         blk = workers.claim(state)
         if blk >= nblk:
             break
-        L.call_ints(block_fn, (np.int64(unsigned_rows), aa, a.strides[0], M, K, ba, bq.strides[0],
+        L.call_ints(block_fn, (np.int64(corrected), aa, a.strides[0], M, K, ba, bq.strides[0],
                                ca, corr.strides[0], oa, out.strides[0], N, ta, tot_bytes,
                                blk * BLOCK, tile, cmode, lo, hi, bits, ts_mode, ts_lo, ts_hi,
                                ts_bits))
@@ -237,9 +234,9 @@ def run(state, w, block_fn, unsigned_rows, tot_bytes, a, bq, corr, out, tile, cm
 
 
 @numba.njit(cache=True)
-def pack_pairs(b, boff, tile, bq):
-    """bq[t·ppt + p, 2n + i] = b[t·tile + 2p + i, n] − boff (0 past the tile's end; columns
-    past N stay as they are, zero), ppt = ceil(tile / 2) pair rows per tile."""
+def pack_pairs(b, tile, bq):
+    """bq[t·ppt + p, 2n + i] = b[t·tile + 2p + i, n] (0 past the tile's end; columns past N
+    stay as they are, zero), ppt = ceil(tile / 2) pair rows per tile."""
     K, N = b.shape
     T = bq.dtype.type
     ppt = (tile + 1) // 2
@@ -253,22 +250,33 @@ def pack_pairs(b, boff, tile, bq):
             if 2 * p + 1 < ln:
                 x1 = b[k + 1]
                 for n in range(N):
-                    dst[2 * n] = T(x0[n] - boff)
-                    dst[2 * n + 1] = T(x1[n] - boff)
+                    dst[2 * n] = T(x0[n])
+                    dst[2 * n + 1] = T(x1[n])
             else:
                 for n in range(N):
-                    dst[2 * n] = T(x0[n] - boff)
+                    dst[2 * n] = T(x0[n])
                     dst[2 * n + 1] = 0
 
 
 @numba.njit(cache=True)
-def row_corrections(a, factor, tile, corr):
-    """corr[m, t] = factor · Σ_{k in tile t} a[m, k] (int16; the caller bounds it)."""
+def offset_codes(a, amin, u):
+    """u = a − amin as uint8 (row codes made unsigned for pmaddubsw)."""
     M, K = a.shape
     for m in range(M):
-        for t in range(corr.shape[1]):
-            seg = a[m, t * tile:min(K, (t + 1) * tile)]
-            s = np.int32(0)
-            for k in range(seg.size):
-                s += np.int32(seg[k])
-            corr[m, t] = np.int16(factor * s)
+        am, um = a[m], u[m]
+        for k in range(K):
+            um[k] = np.uint8(am[k] - amin)
+
+
+@numba.njit(cache=True)
+def column_corrections(b, factor, tile, corr):
+    """corr[t, n] = factor · Σ_{k in tile t} b[k, n] modulo 2^16 (the tile sums of
+    (a − amin)·b need amin·Σ b added; int16 arithmetic is exact modulo 2^16)."""
+    K, N = b.shape
+    for t in range(corr.shape[0]):
+        c = corr[t, :N]
+        c[:] = 0
+        for k in range(t * tile, min(K, (t + 1) * tile)):
+            bk = b[k]
+            for n in range(N):
+                c[n] += np.int16(factor * bk[n])

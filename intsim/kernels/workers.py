@@ -12,6 +12,15 @@ helper may wait a whole scheduler time slice for a CPU (an OpenMP parallel regio
 for it at its barrier), the calling thread simply does the work itself, about as fast as one
 thread.
 
+Even so, helpers that do start can make a call slower on an oversubscribed machine (two
+threads time-sharing one core, a helper preempted in its last unit: measured here 2-5x slower
+than one thread at load average 3-4 on 2 cores). `run_adaptive` therefore runs one thread
+while other processes are running (Linux: the runnable count of /proc/loadavg, read at most
+every 50 ms), and otherwise times each call: per call shape it keeps the last wall times with
+and without helpers and uses helpers only while they are faster, trying the other choice now
+and then (after 4 calls, then after twice as many each time the choice is confirmed, at most
+64).
+
 Each unit is computed by exactly the same code whichever thread claims it, so results do not
 depend on the thread count or on timing.
 
@@ -19,21 +28,20 @@ Protocol, for a kernel `fn(state, w, …)` compiled with nogil=True: state = int
 1 + helpers entries, state[0] the next unit, state[w] the flag of helper w (0 not started,
 1 running, 2 done, 3 failed). The kernel starts with `if not begin(state, w): return`, claims
 units with `claim(state)` until it gets one ≥ the unit count, and ends with
-`finish(state, w)`; `run(fn, threads, *args)` calls it on `threads` threads.
+`return finish(state, w)`; `run(fn, threads, *args)` calls it on `threads` threads.
 """
 from __future__ import annotations
 
 import os
 import queue
 import threading
+import time
 
 import numba
 import numpy as np
-from llvmlite import ir
 from numba import types
 from numba.core.extending import intrinsic
 
-from . import llvm_ir as L
 
 NOT_STARTED, RUNNING, DONE, FAILED, WITHDRAWN = 0, 1, 2, 3, -1
 
@@ -71,20 +79,8 @@ def atomic_cas(typingctx, arr, i, expected, new):
 
 
 @intrinsic
-def atomic_load(typingctx, arr, i):
-    if not (isinstance(arr, types.Array) and arr.dtype == types.int64):
-        return None
-
-    def codegen(context, builder, sig, args):
-        p = _element(context, builder, sig.args[0], args[0], args[1])
-        v = builder.load_atomic(p, "seq_cst", 8)
-        return v
-
-    return types.int64(arr, types.intp), codegen
-
-
-@intrinsic
 def atomic_store(typingctx, arr, i, v):
+    """arr[i] = v atomically (int64 array, sequentially consistent)."""
     if not (isinstance(arr, types.Array) and arr.dtype == types.int64):
         return None
 
@@ -94,19 +90,6 @@ def atomic_store(typingctx, arr, i, v):
         return context.get_dummy_value()
 
     return types.void(arr, types.intp, types.int64), codegen
-
-
-@intrinsic
-def spin_pause(typingctx):
-    """A spin-wait hint (x86 pause); nothing elsewhere."""
-    def codegen(context, builder, sig, args):
-        if builder.module.triple.startswith(("x86_64", "i686", "i386")):
-            fn = L.cgutils.get_or_insert_function(builder.module, ir.FunctionType(ir.VoidType(), []),
-                                                  "llvm.x86.sse2.pause")
-            builder.call(fn, [])
-        return context.get_dummy_value()
-
-    return types.void(), codegen
 
 
 @numba.njit(cache=True, inline="always")
@@ -124,19 +107,13 @@ def claim(state):
 @numba.njit(cache=True, inline="always")
 def finish(state, w):
     """A helper reports that it is done; the caller withdraws the helpers that have not
-    started and waits for the others. Returns False if a helper failed."""
+    started (run() then waits, blocked, for those still running)."""
     if w > 0:
         atomic_store(state, w, DONE)
-        return True
-    ok = True
-    for v in range(1, state.shape[0]):
-        if atomic_cas(state, v, NOT_STARTED, WITHDRAWN) != NOT_STARTED:
-            s = atomic_load(state, v)
-            while s == RUNNING:
-                spin_pause()
-                s = atomic_load(state, v)
-            ok = ok and s == DONE
-    return ok
+    else:
+        for v in range(1, state.shape[0]):
+            atomic_cas(state, v, NOT_STARTED, WITHDRAWN)
+    return True
 
 
 class _Helpers:
@@ -161,23 +138,101 @@ class _Helpers:
     @staticmethod
     def _loop(q):
         while True:
-            fn, state, w, args = q.get()
+            fn, state, w, args, done = q.get()
             try:
                 fn(state, w, *args)
             except BaseException:                 # the caller must not wait forever
                 if state[w] == RUNNING:           # only this helper writes its flag now
                     state[w] = FAILED
+            done.set()
 
 
 _helpers = _Helpers()
 
 
 def run(fn, threads, *args):
-    """fn(state, w, *args) on `threads` threads (the caller is w = 0); see the module doc."""
+    """fn(state, w, *args) on `threads` threads (the caller is w = 0); see the module doc.
+
+    The caller waits for a helper that is still computing its last unit with a blocking wait,
+    not a spin: on an oversubscribed machine a spinning caller would take the CPU the helper
+    needs to finish."""
     state = np.zeros(max(1, threads), np.int64)
+    done = []
     if threads > 1:
         for w, q in enumerate(_helpers.ensure(threads - 1), start=1):
-            q.put((fn, state, w, args))
-    ok = fn(state, 0, *args)
-    if not ok:
-        raise RuntimeError("intsim kernel helper thread failed")
+            done.append(threading.Event())
+            q.put((fn, state, w, args, done[-1]))
+    fn(state, 0, *args)
+    for w, ev in enumerate(done, start=1):
+        if state[w] == RUNNING:
+            ev.wait()
+        if state[w] == FAILED:
+            raise RuntimeError("intsim: a kernel helper thread failed")
+
+
+class _Choice:
+    """Wall times of one call shape with and without helpers, and when to try the other."""
+    __slots__ = ("times", "parallel", "wait", "interval")
+
+    def __init__(self):
+        self.times = {False: [], True: []}
+        self.parallel, self.wait, self.interval = False, 0, 4
+
+
+_choices: dict = {}
+SAMPLES = 5
+
+
+try:
+    _CPUS = len(os.sched_getaffinity(0))
+except (AttributeError, OSError):
+    _CPUS = os.cpu_count() or 1
+_busy = [0.0, False]                              # time of the last look, busy then
+
+
+def machine_busy(threads):
+    """True if other runnable tasks leave fewer than `threads` CPUs (Linux /proc/loadavg;
+    False where it cannot be read)."""
+    now = time.monotonic()
+    if now - _busy[0] > 0.05:
+        try:
+            with open("/proc/loadavg", "rb") as f:
+                running = int(f.read().split()[3].split(b"/")[0])
+            _busy[1] = running - 1 > _CPUS - threads     # minus this thread
+        except (OSError, ValueError, IndexError):
+            _busy[1] = False
+        _busy[0] = now
+    return _busy[1]
+
+
+def run_adaptive(key, threads, launch):
+    """launch(threads) or launch(1), whichever has been faster for `key` (a hashable
+    description of the call's shape) on this machine recently; launch(1) while the machine
+    is busy. launch(t) runs the call on t threads (through run)."""
+    if threads <= 1 or machine_busy(threads):
+        launch(1)
+        return
+    c = _choices.get((key, threads))
+    if c is None:
+        c = _choices[(key, threads)] = _Choice()
+        if len(_choices) > 4096:                  # forget old shapes
+            _choices.clear()
+    use = c.parallel
+    known = c.times[not use]
+    if len(c.times[use]) >= 1 and (not known or c.wait <= 0):
+        use = not use                             # measure the other choice
+    t0 = time.perf_counter()
+    launch(threads if use else 1)
+    t = time.perf_counter() - t0
+    ts = c.times[use]
+    ts.append(t)
+    del ts[:-SAMPLES]
+    c.wait -= 1
+    if c.times[False] and c.times[True]:
+        best = float(np.median(c.times[True])) < float(np.median(c.times[False]))
+        if best == c.parallel:
+            if use != c.parallel:                 # the other choice was tried and lost
+                c.interval = min(2 * c.interval, 64)
+                c.wait = c.interval
+        else:
+            c.parallel, c.interval, c.wait = best, 4, 4

@@ -97,9 +97,12 @@ def int_matmul(a: np.ndarray, b: np.ndarray, acc: Accumulator, *, trace=None,
     b may also be a batch (..., K, N) with the same leading dims as a: each pair is
     multiplied separately and one trace record covers the whole batch.
 
-    One Numba kernel for every mode: one SIMD lane per output column (per row when there
-    are fewer than 64 columns), 4 rows share each loaded b[k, n], row blocks in parallel
-    (results cannot depend on the thread count).
+    Untraced calls whose registers and products fit 8- or 16-bit SIMD lanes (e.g. 4-bit
+    codes, registers of up to 8 bits for saturate) run the fast kernels of
+    kernels/matmul_int8.py (INTSIM_KERNELS=generic turns them off); everything else, and
+    every traced call, runs one generic Numba kernel for every mode: one SIMD lane per
+    output column (per row when there are fewer than 64 columns), 4 rows share each loaded
+    b[k, n], row blocks in parallel. Both give the same bits, for any thread count.
     Registers are int16/int32/int64 as the operand ranges require; event counting and the
     statistics of NUMERICS.md §5 are computed only when a trace is given.
     """

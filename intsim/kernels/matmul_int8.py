@@ -50,7 +50,11 @@ everything else here. How (only the speed differs from the generic kernel):
   operand with few codes). Each output is still its own k-ascending sequence.
 
 Every output is computed independently with the same per-output sequence of operations, so
-the split of columns into blocks and of blocks into threads cannot change any result.
+the split of columns into blocks and of blocks into threads cannot change any result. Large
+calls (≥ PARALLEL_MIN_MACS) share their column blocks between Numba's thread count of threads
+(kernels/workers.py: the caller does the work alone if the helpers cannot start at once, or
+while other processes keep the CPUs busy); the product tables of a column are built by the
+thread that computes it, once.
 
 The inner loop (all rows of one k-group for one column block) is LLVM IR emitted through
 `numba.core.extending.intrinsic`: per row, 8 table-row addresses from the 8 codes, then for
@@ -58,7 +62,9 @@ each k the add (and clamp) of every vector of the block, the vectors interleaved
 independent dependency chains are in flight. It uses LLVM's target-independent vector
 intrinsics (llvm.sadd.sat, llvm.smax, llvm.smin) on 32-byte vectors, which LLVM lowers to
 vpaddsb / vpmaxsb / vpminsb on AVX2 and AVX-512 CPUs and to pairs of 16-byte SSE2 (or NEON)
-instructions elsewhere: the results are the same on every CPU, only the speed differs.
+instructions elsewhere: the results are the same on every CPU, only the speed differs. The
+IR kernels take addresses and byte strides as int64 and are compiled once, as C callbacks
+(`_kernel`), whatever the dtypes and layouts of the operands.
 
 Selection: INTSIM_KERNELS=generic (environment, read at import) turns every fast kernel off;
 "auto" (the default) uses them where they are exact.
@@ -298,13 +304,13 @@ def _tile_end(reg, part, total, nl, chunked, cmode, lo, hi, bits, ts_mode, ts_lo
     half = np.int64(1) << (bits - 1)
     ts_half = np.int64(1) << (ts_bits - 1)
     for m in range(reg.shape[0]):
-        r, p, t = reg[m, :nl], part[m, :nl], total[m, :nl]
+        r, t = reg[m, :nl], total[m, :nl]
         for n in range(nl):
             s = np.int64(r[n])
             r[n] = 0
             if chunked:
-                s += p[n]
-                p[n] = 0
+                s += part[m, n]
+                part[m, n] = 0
             if cmode == C_CLAMP:
                 s = min(max(s, lo), hi)
             elif cmode == C_WRAP:

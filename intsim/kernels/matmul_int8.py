@@ -423,46 +423,31 @@ def _tables_run(state, w, mac_fn, build_fn, kind, lane_bytes, tot_bytes, blocks,
 
 @numba.njit(cache=True)
 def _value_range(x):
-    """(min, max) of a 1-D or 2-D integer array in one pass."""
-    if x.ndim == 1:
-        lo = hi = x[0]
-        for v in x:
-            lo = min(lo, v)
-            hi = max(hi, v)
-        return np.int64(lo), np.int64(hi)
-    lo = hi = np.int64(x[0, 0])
-    for i in range(x.shape[0]):
-        row = x[i]
-        rlo = rhi = row[0]
-        for v in row:
-            rlo = min(rlo, v)
-            rhi = max(rhi, v)
-        lo = min(lo, np.int64(rlo))
-        hi = max(hi, np.int64(rhi))
-    return lo, hi
+    """(min, max) of a 1-D integer array in one pass."""
+    lo = hi = x[0]
+    for v in x:
+        lo = min(lo, v)
+        hi = max(hi, v)
+    return np.int64(lo), np.int64(hi)
 
 
 def value_range(x):
-    """(min, max) of an integer array (flattened when contiguous: one vectorised loop)."""
-    if x.flags.c_contiguous:
+    """(min, max) of an integer array: one vectorised pass over contiguous int8/uint8 codes,
+    NumPy otherwise (so that only those two dtypes are compiled)."""
+    if x.dtype.itemsize == 1 and x.flags.c_contiguous:
         return _value_range(x.reshape(-1))
-    return _value_range(x)
+    return int(x.min()), int(x.max())
 
 
-@numba.njit(cache=True)
-def _to_index(a, amin, idx):
-    """idx[m, k] = a[m, k] − amin as uint8 (codes of a range of at most NVAL values)."""
-    M, K = a.shape
-    for m in range(M):
-        am, im = a[m], idx[m]
-        for k in range(K):
-            im[k] = np.uint8(np.int64(am[k]) - amin)
+def _codes8(x):
+    """x as a C-contiguous int8/uint8 array if it is one already (else None)."""
+    return x if x.dtype.itemsize == 1 and x.flags.c_contiguous else None
 
 
 @numba.njit(cache=True)
 def _pad_lanes(x, transpose, dst):
-    """dst[k, n] = x[k, n] (or x[n, k] when `transpose`) modulo 2^(dst bits); the padding
-    lanes stay zero."""
+    """dst[k, n] = x[k, n] (or x[n, k] when `transpose`) modulo 2^(dst bits); x C-contiguous
+    int8/uint8, the padding lanes stay zero."""
     T = dst.dtype.type
     if transpose:
         N, K = x.shape
@@ -594,18 +579,21 @@ def _tables_matmul(a2, b, acc, amin, amax, bmin, bmax):
     rows, lanes, vmin, vmax = (N, M, bmin, bmax) if transpose else (M, N, amin, amax)
     # the row operand's codes as bytes, read in place (bᵀ is b read with swapped strides)
     src = b if transpose else a2
-    if src.dtype.itemsize == 1 and src.flags.c_contiguous:
+    if _codes8(src) is not None:
         idx, ioff = src.view(np.uint8), vmin
-    else:
-        idx, ioff = np.empty((K, rows) if transpose else (rows, K), np.uint8), 0
-        _to_index(src, vmin, idx)
+    else:                                         # other dtypes / layouts: code − vmin, bytes
+        idx, ioff = (src.astype(np.int64) - vmin).astype(np.uint8, order="C"), 0
     xs0, xs1 = (1, rows) if transpose else (K, 1)
     # the lane operand modulo 2^(lane bits): every table entry is then the product modulo
     # 2^(lane bits), which is the product itself wherever the plan needs it exact
     lanes_per_vec = VEC_BYTES // lane_bytes
     n_vec = -(-lanes // lanes_per_vec)
     bp = np.zeros((K, n_vec * lanes_per_vec), np.int8 if lane_bytes == 1 else np.int16)
-    _pad_lanes(a2 if transpose else b, transpose, bp)
+    lane_src = a2 if transpose else b
+    if _codes8(lane_src) is not None:
+        _pad_lanes(lane_src, transpose, bp)
+    else:                                         # NumPy's integer cast is modulo 2^bits too
+        bp[:, :lanes] = lane_src.T if transpose else lane_src
     out = np.empty((M, N), np.int64)
     fused = chunk >= tile and ts_mode == TS_NONE and cmode != C_WRAP
     tot_bytes = 2 if (fused and lane_bytes == 1 and n_tiles * max_part <= 32767) else 4
@@ -653,11 +641,15 @@ def _pairs_matmul(a2, b, acc, amin, amax, bmin, bmax):
     ts_mode, ts_lo, ts_hi = ts
     nblk = -(-N // matmul_x86.BLOCK)
     corrected = amin < 0
-    if not corrected and a2.dtype.itemsize == 1 and a2.flags.c_contiguous:
-        u = a2.view(np.uint8)                     # codes 0 … 255: the same bytes
-    else:
+    if _codes8(a2) is None:                       # other dtypes / layouts (values fit uint8)
+        u = (a2.astype(np.int64) - min(amin, 0)).astype(np.uint8, order="C")
+    elif corrected:
         u = np.empty((M, K), np.uint8)
-        matmul_x86.offset_codes(a2, min(amin, 0), u)
+        matmul_x86.offset_codes(a2, amin, u)
+    else:
+        u = a2.view(np.uint8)                     # codes 0 … 255: the same bytes
+    if _codes8(b) is None or b.dtype != np.int8:
+        b = np.ascontiguousarray(b, dtype=np.int8)  # b fits int8 here
     corr = np.zeros((n_tiles if corrected else 1, nblk * matmul_x86.BLOCK), np.int16)
     if corrected:
         matmul_x86.column_corrections(b, amin, tile, corr)

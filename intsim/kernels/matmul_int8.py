@@ -650,11 +650,9 @@ def _pairs_matmul(a2, b, acc, amin, amax, bmin, bmax):
         u = a2.view(np.uint8)                     # codes 0 … 255: the same bytes
     if _codes8(b) is None or b.dtype != np.int8:
         b = np.ascontiguousarray(b, dtype=np.int8)  # b fits int8 here
-    corr = np.zeros((n_tiles if corrected else 1, nblk * matmul_x86.BLOCK), np.int16)
-    if corrected:
-        matmul_x86.column_corrections(b, amin, tile, corr)
-    bq = np.zeros((n_tiles * ((tile + 1) // 2), 2 * nblk * matmul_x86.BLOCK), np.int8)
-    matmul_x86.pack_pairs(b, tile, bq)
+    corr = np.empty((n_tiles if corrected else 1, nblk * matmul_x86.BLOCK), np.int16)
+    bq = np.empty((n_tiles * ((tile + 1) // 2), 2 * nblk * matmul_x86.BLOCK), np.int8)
+    matmul_x86.pack_pairs(b, tile, amin if corrected else 0, bq, corr)
     out = np.empty((M, N), np.int64)
     tot_bytes = 2 if n_tiles * max_part <= 32767 else 4
     block_fn, bqv = _kernel(matmul_x86._block), bq.view(np.uint8)

@@ -234,28 +234,41 @@ def run(state, w, block_fn, corrected, tot_bytes, a, bq, corr, out, tile, cmode,
 
 
 @numba.njit(cache=True)
-def pack_pairs(b, tile, bq):
-    """bq[t·ppt + p, 2n + i] = b[t·tile + 2p + i, n] (0 past the tile's end; columns past N
-    stay as they are, zero), ppt = ceil(tile / 2) pair rows per tile."""
+def pack_pairs(b, tile, factor, bq, corr):
+    """bq[t·ppt + p, 2n + i] = b[t·tile + 2p + i, n] (0 past the tile's end and past N; bq
+    need not be zeroed), ppt = ceil(tile / 2) pair rows per tile; with factor ≠ 0 also
+    corr[t, n] = factor · Σ_{k in tile t} b[k, n] modulo 2^16 (the tile sums of (a − amin)·b
+    need amin·Σ b added; int16 arithmetic is exact modulo 2^16). b: int8, C order."""
     K, N = b.shape
-    T = bq.dtype.type
+    width = bq.shape[1] // 2
     ppt = (tile + 1) // 2
+    colsum = np.zeros(width, np.int16)
     for k0 in range(0, K, tile):
+        t = k0 // tile
         ln = min(tile, K - k0)
-        r0 = (k0 // tile) * ppt
-        for p in range((ln + 1) // 2):
-            k = k0 + 2 * p
-            dst = bq[r0 + p]
-            x0 = b[k]
+        colsum[:] = 0
+        for p in range(ppt):
+            dst = bq[t * ppt + p]
             if 2 * p + 1 < ln:
-                x1 = b[k + 1]
+                x0, x1 = b[k0 + 2 * p], b[k0 + 2 * p + 1]
                 for n in range(N):
-                    dst[2 * n] = T(x0[n])
-                    dst[2 * n + 1] = T(x1[n])
-            else:
+                    dst[2 * n] = x0[n]
+                    dst[2 * n + 1] = x1[n]
+                    colsum[n] += np.int16(x0[n]) + np.int16(x1[n])
+            elif 2 * p < ln:
+                x0 = b[k0 + 2 * p]
                 for n in range(N):
-                    dst[2 * n] = T(x0[n])
+                    dst[2 * n] = x0[n]
                     dst[2 * n + 1] = 0
+                    colsum[n] += np.int16(x0[n])
+            else:
+                dst[:2 * N] = 0
+            dst[2 * N:] = 0
+        if factor != 0:
+            c = corr[t]
+            f = np.int16(factor)
+            for n in range(width):
+                c[n] = colsum[n] * f
 
 
 @numba.njit(cache=True)
@@ -266,17 +279,3 @@ def offset_codes(a, amin, u):
         am, um = a[m], u[m]
         for k in range(K):
             um[k] = np.uint8(am[k] - amin)
-
-
-@numba.njit(cache=True)
-def column_corrections(b, factor, tile, corr):
-    """corr[t, n] = factor · Σ_{k in tile t} b[k, n] modulo 2^16 (the tile sums of
-    (a − amin)·b need amin·Σ b added; int16 arithmetic is exact modulo 2^16)."""
-    K, N = b.shape
-    for t in range(corr.shape[0]):
-        c = corr[t, :N]
-        c[:] = 0
-        for k in range(t * tile, min(K, (t + 1) * tile)):
-            bk = b[k]
-            for n in range(N):
-                c[n] += np.int16(factor * bk[n])

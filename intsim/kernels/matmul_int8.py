@@ -639,7 +639,6 @@ def _pairs_matmul(a2, b, acc, amin, amax, bmin, bmax):
     if ts is None:
         return None
     ts_mode, ts_lo, ts_hi = ts
-    nblk = -(-N // matmul_x86.BLOCK)
     corrected = amin < 0
     if _codes8(a2) is None:                       # other dtypes / layouts (values fit uint8)
         u = (a2.astype(np.int64) - min(amin, 0)).astype(np.uint8, order="C")
@@ -650,18 +649,18 @@ def _pairs_matmul(a2, b, acc, amin, amax, bmin, bmax):
         u = a2.view(np.uint8)                     # codes 0 … 255: the same bytes
     if _codes8(b) is None or b.dtype != np.int8:
         b = np.ascontiguousarray(b, dtype=np.int8)  # b fits int8 here
-    corr = np.empty((n_tiles if corrected else 1, nblk * matmul_x86.BLOCK), np.int16)
-    bq = np.empty((n_tiles * ((tile + 1) // 2), 2 * nblk * matmul_x86.BLOCK), np.int8)
-    matmul_x86.pack_pairs(b, tile, amin if corrected else 0, bq, corr)
+    tail = np.zeros((K, matmul_x86.BLOCK), np.int8)
+    if N % matmul_x86.BLOCK:                      # the last block's columns, zero-padded
+        tail[:, :N % matmul_x86.BLOCK] = b[:, N - N % matmul_x86.BLOCK:]
     out = np.empty((M, N), np.int64)
     tot_bytes = 2 if n_tiles * max_part <= 32767 else 4
-    block_fn, bqv = _kernel(matmul_x86._block), bq.view(np.uint8)
+    block_fn = _kernel(matmul_x86._block)
     bits, ts_bits = min(acc.bits, 16), min(acc.tile_sum_bits or 32, 8 * tot_bytes)
     workers.run_adaptive(
         ("pairs", M, K, N, tile), _threads(M * K * N),
-        lambda threads: workers.run(matmul_x86.run, threads, block_fn, corrected, tot_bytes, u,
-                                    bqv, corr, out, tile, cmode, lo, hi, bits, ts_mode, ts_lo,
-                                    ts_hi, ts_bits))
+        lambda threads: workers.run(matmul_x86.run, threads, block_fn, corrected, tot_bytes, u, b,
+                                    tail, amin if corrected else 0, out, tile, cmode, lo, hi, bits,
+                                    ts_mode, ts_lo, ts_hi, ts_bits))
     return out
 
 

@@ -11,8 +11,9 @@ with wrapping int16 additions, exact modulo 2^16: exact when the true tile sum f
 (tile·max|a·b| ≤ 32767), and exact modulo 2^bits for wrap (bits ≤ 16) in any case.
 
 Layout: lanes are output columns (16 int16 lanes per vector, two vectors = a block of 32
-columns). `bq` holds b in pair rows: bq[r, 2n + i] = b[k + i, n] for the pair (k, k + 1) of
-row r, each tile padded to an even length with a zero row. The row operand a is read as one
+columns). Each block first packs its 32 columns of b into pair rows, pk[r, 2n + i] = b[k + i, n]
+for the pair (k, k + 1) of row r, each tile padded to an even length with a zero row (so the
+packing is shared out among the threads with the blocks, and stays in L1/L2). The row operand a is read as one
 16-bit pair (a[m, k], a[m, k + 1]) per MAC pair and broadcast to every lane (at an odd tile
 end the second code belongs to the next tile and meets the zero row). The first pmaddubsw operand
 must be unsigned:
@@ -61,16 +62,19 @@ def available() -> bool:
 
 
 def _make_block(corrected):
-    """block(u, us0, M, K, bq, bs0, corr, cs0, out, os0, N, tot, tot_bytes, c0, tile, cmode, lo,
-    hi, bits, ts_mode, ts_lo, ts_hi, ts_bits): columns c0 … c0 + 31 (those < N) of
-    out (int64, row stride os0 bytes) for every row. u: uint8 row codes (row stride us0);
-    bq: int8 pair rows (row stride bs0); corr (`corrected` only): int16 column corrections,
-    one row per tile (stride cs0); tot: scratch for ROWS × BLOCK totals of tot_bytes (2 or 4)
-    each. Addresses and strides are int64 byte values."""
+    """block(u, us0, M, K, bsrc, bs, pk, pc, amin, out, os0, N, tot, tot_bytes, c0, tile, cmode,
+    lo, hi, bits, ts_mode, ts_lo, ts_hi, ts_bits): columns c0 … c0 + 31 (those < N) of out
+    (int64, row stride os0 bytes) for every row. u: uint8 row codes (row stride us0); bsrc:
+    the 32 int8 columns of b of this block (row k at bsrc + k·bs, 32 readable bytes); pk, pc:
+    scratch for this block's pair rows (64 bytes each) and (`corrected` only) its column
+    corrections amin·Σ_{k∈t} b[k, n] (64 bytes per tile); tot: scratch for ROWS × BLOCK totals
+    of tot_bytes (2 or 4) each. Addresses and strides are int64 byte values.
+
+    The block first packs its pair rows (and corrections) from b, then runs the rows."""
 
     def codegen(context, builder, sig, args):
-        (a, as0, M, K, bq, bs0, corr, cs0, out, os0, N, tot, tot_bytes, c0, tile, cmode, lo, hi,
-         bits, ts_mode, ts_lo, ts_hi, ts_bits) = args                 # a: the codes u
+        (a, as0, M, K, bsrc, bs, pk, pc, amin, out, os0, N, tot, tot_bytes, c0, tile, cmode, lo,
+         hi, bits, ts_mode, ts_lo, ts_hi, ts_bits) = args              # a: the codes u
         b = builder
         pmadd = L.cgutils.get_or_insert_function(
             b.module, ir.FunctionType(_V16I16, [_V32I8, _V32I8]), "llvm.x86.avx2.pmadd.ub.sw")
@@ -81,8 +85,40 @@ def _make_block(corrected):
         ppt = b.sdiv(b.add(tile, L.const(1)), L.const(2))           # pair rows per full tile
         klast = b.sub(K, L.const(1))
         width = L.smin(b, b.sub(N, c0), L.const(BLOCK))
-        bcol = b.mul(c0, L.const(2))                                 # byte column in bq
         accs = [[L.alloca(b, _V16I16) for _ in range(NVEC)] for _ in range(ROWS)]
+        half = L.vec(L.I8, 16)
+
+        # pack: pk row (t·ppt + p) = b rows k, k+1 (k = t·tile + 2p) interleaved column by
+        # column; a row past the tile's end reads as zeros
+        famin = L.splat(b, b.trunc(amin, L.I16), _V16I16)
+        sums = [L.alloca(b, _V16I16) for _ in range(NVEC)]
+        with L.for_range(b, ntiles) as tl:
+            t = tl.index
+            k0 = b.mul(t, tile)
+            ln = L.smin(b, tile, b.sub(K, k0))
+            for c in range(NVEC):
+                b.store(L.zeros(_V16I16), sums[c])
+            with L.for_range(b, b.sdiv(b.add(ln, L.const(1)), L.const(2))) as pl:
+                p2 = b.mul(pl.index, L.const(2))
+                k = b.add(k0, p2)
+                x0 = L.load(b, bsrc, b.mul(k, bs), _V32I8)
+                x1 = L.load(b, bsrc, b.mul(L.smin(b, b.add(k, L.const(1)), klast), bs), _V32I8)
+                x1 = b.select(b.icmp_signed("<", b.add(p2, L.const(1)), ln), x1, L.zeros(_V32I8))
+                prow = b.add(pk, b.mul(b.add(b.mul(t, ppt), pl.index), L.const(64)))
+                for c in range(NVEC):
+                    mask = [v for i in range(16) for v in (16 * c + i, 32 + 16 * c + i)]
+                    L.store(b, b.shuffle_vector(x0, x1, ir.Constant(L.vec(L.I32, 32), mask)),
+                            prow, L.const(32 * c))
+                    if corrected:
+                        sel = ir.Constant(L.vec(L.I32, 16), list(range(16 * c, 16 * c + 16)))
+                        h0 = b.sext(b.shuffle_vector(x0, ir.Constant(_V32I8, None), sel), _V16I16)
+                        h1 = b.sext(b.shuffle_vector(x1, ir.Constant(_V32I8, None), sel), _V16I16)
+                        b.store(b.add(b.load(sums[c]), b.add(h0, h1)), sums[c])
+            if corrected:
+                for c in range(NVEC):
+                    L.store(b, b.mul(b.load(sums[c]), famin), pc,
+                            b.add(b.mul(t, L.const(64)), L.const(32 * c)))
+        del half
 
         def rows(m0, R, safe):
             """Rows m0 … m0+R−1; `safe` reads the second code of a pair byte-wise, clamped to
@@ -105,7 +141,7 @@ def _make_block(corrected):
                         b.store(L.zeros(_V16I16), accs[r][c])
                 with L.for_range(b, npair) as pl:
                     k = b.add(k0, b.mul(pl.index, L.const(2)))
-                    brow = b.add(bq, b.add(b.mul(b.add(prow, pl.index), bs0), bcol))
+                    brow = b.add(pk, b.mul(b.add(prow, pl.index), L.const(64)))
                     bv = [L.load(b, brow, L.const(32 * c), _V32I8) for c in range(NVEC)]
                     for r in range(R):
                         if safe:
@@ -121,7 +157,7 @@ def _make_block(corrected):
                             b.store(b.add(b.load(accs[r][c]), pm), accs[r][c])
                 corrs = [None] * NVEC
                 if corrected:
-                    crow = b.add(corr, b.add(b.mul(t, cs0), b.mul(c0, L.const(2))))
+                    crow = b.add(pc, b.mul(t, L.const(64)))
                     corrs = [L.load(b, crow, L.const(32 * c), _V16I16) for c in range(NVEC)]
 
                 def tile_end(case):          # C, then the tile-sum register, into the totals
@@ -184,10 +220,10 @@ def _make_block(corrected):
         rows(b.sub(M, L.const(1)), 1, True)
         return context.get_dummy_value()
 
-    def typer(typingctx, u, us0, M, K, bq, bs0, corr, cs0, out, os0, N, tot, tot_bytes, c0, tile,
-              cmode, lo, hi, bits, ts_mode, ts_lo, ts_hi, ts_bits):
-        sig = L.int_signature(u, us0, M, K, bq, bs0, corr, cs0, out, os0, N, tot, tot_bytes, c0,
-                              tile, cmode, lo, hi, bits, ts_mode, ts_lo, ts_hi, ts_bits)
+    def typer(typingctx, u, us0, M, K, bsrc, bs, pk, pc, amin, out, os0, N, tot, tot_bytes, c0,
+              tile, cmode, lo, hi, bits, ts_mode, ts_lo, ts_hi, ts_bits):
+        sig = L.int_signature(u, us0, M, K, bsrc, bs, pk, pc, amin, out, os0, N, tot, tot_bytes,
+                              c0, tile, cmode, lo, hi, bits, ts_mode, ts_lo, ts_hi, ts_bits)
         return None if sig is None else (sig, codegen)
 
     return intrinsic(typer)
@@ -197,78 +233,48 @@ _block_plain = _make_block(False)
 _block_corrected = _make_block(True)
 
 
-def _block(corrected, u, us0, M, K, bq, bs0, corr, cs0, out, os0, N, tot, tot_bytes, c0, tile,
-           cmode, lo, hi, bits, ts_mode, ts_lo, ts_hi, ts_bits):
+def _block(corrected, u, us0, M, K, bsrc, bs, pk, pc, amin, out, os0, N, tot, tot_bytes, c0,
+           tile, cmode, lo, hi, bits, ts_mode, ts_lo, ts_hi, ts_bits):
     """One column block (compiled once as a C callback: see matmul_int8._kernel)."""
     if corrected:
-        _block_corrected(u, us0, M, K, bq, bs0, corr, cs0, out, os0, N, tot, tot_bytes, c0,
+        _block_corrected(u, us0, M, K, bsrc, bs, pk, pc, amin, out, os0, N, tot, tot_bytes, c0,
                          tile, cmode, lo, hi, bits, ts_mode, ts_lo, ts_hi, ts_bits)
     else:
-        _block_plain(u, us0, M, K, bq, bs0, corr, cs0, out, os0, N, tot, tot_bytes, c0, tile,
-                     cmode, lo, hi, bits, ts_mode, ts_lo, ts_hi, ts_bits)
+        _block_plain(u, us0, M, K, bsrc, bs, pk, pc, amin, out, os0, N, tot, tot_bytes, c0,
+                     tile, cmode, lo, hi, bits, ts_mode, ts_lo, ts_hi, ts_bits)
 
 
 @numba.njit(cache=True, nogil=True)
-def run(state, w, block_fn, corrected, tot_bytes, a, bq, corr, out, tile, cmode, lo, hi, bits,
-        ts_mode, ts_lo, ts_hi, ts_bits):
+def run(state, w, block_fn, corrected, tot_bytes, a, b, tail, amin, out, tile, cmode, lo, hi,
+        bits, ts_mode, ts_lo, ts_hi, ts_bits):
     """Thread w's share of the column blocks (the protocol of kernels/workers.py). block_fn:
-    address of `_block` as a C function; a (M, K) uint8 codes u, C order; bq: uint8 view of
-    the int8 pair rows; corr (n_tiles, ≥ N) int16 column corrections; out (M, N) int64."""
+    address of `_block` as a C function; a (M, K) uint8 codes u, C order; b (K, N) int8, C
+    order; tail (K, BLOCK) int8: the last, partial block's columns of b, zero-padded (when N
+    is not a multiple of BLOCK); out (M, N) int64."""
     if not workers.begin(state, w):
         return True
-    tot = np.empty(ROWS * BLOCK * 4, np.uint8)
     M, K = a.shape
     N = out.shape[1]
     nblk = -(-N // BLOCK)
-    aa, ba, ca = np.int64(a.ctypes.data), np.int64(bq.ctypes.data), np.int64(corr.ctypes.data)
-    oa, ta = np.int64(out.ctypes.data), np.int64(tot.ctypes.data)
+    ntiles = -(-K // tile)
+    tot = np.empty(ROWS * BLOCK * 4, np.uint8)
+    pk = np.empty(ntiles * ((tile + 1) // 2) * 2 * BLOCK, np.uint8)
+    pc = np.empty(ntiles * 2 * BLOCK, np.uint8)
+    aa, oa, ta = np.int64(a.ctypes.data), np.int64(out.ctypes.data), np.int64(tot.ctypes.data)
+    pka, pca = np.int64(pk.ctypes.data), np.int64(pc.ctypes.data)
     while True:
         blk = workers.claim(state)
         if blk >= nblk:
             break
-        L.call_ints(block_fn, (np.int64(corrected), aa, a.strides[0], M, K, ba, bq.strides[0],
-                               ca, corr.strides[0], oa, out.strides[0], N, ta, tot_bytes,
-                               blk * BLOCK, tile, cmode, lo, hi, bits, ts_mode, ts_lo, ts_hi,
-                               ts_bits))
+        c0 = blk * BLOCK
+        if c0 + BLOCK <= N:
+            bsrc, bs = np.int64(b.ctypes.data) + c0, N
+        else:
+            bsrc, bs = np.int64(tail.ctypes.data), BLOCK
+        L.call_ints(block_fn, (np.int64(corrected), aa, a.strides[0], M, K, bsrc, bs, pka, pca,
+                               amin, oa, out.strides[0], N, ta, tot_bytes, c0, tile, cmode, lo, hi,
+                               bits, ts_mode, ts_lo, ts_hi, ts_bits))
     return workers.finish(state, w)
-
-
-@numba.njit(cache=True)
-def pack_pairs(b, tile, factor, bq, corr):
-    """bq[t·ppt + p, 2n + i] = b[t·tile + 2p + i, n] (0 past the tile's end and past N; bq
-    need not be zeroed), ppt = ceil(tile / 2) pair rows per tile; with factor ≠ 0 also
-    corr[t, n] = factor · Σ_{k in tile t} b[k, n] modulo 2^16 (the tile sums of (a − amin)·b
-    need amin·Σ b added; int16 arithmetic is exact modulo 2^16). b: int8, C order."""
-    K, N = b.shape
-    width = bq.shape[1] // 2
-    ppt = (tile + 1) // 2
-    colsum = np.zeros(width, np.int16)
-    for k0 in range(0, K, tile):
-        t = k0 // tile
-        ln = min(tile, K - k0)
-        colsum[:] = 0
-        for p in range(ppt):
-            dst = bq[t * ppt + p]
-            if 2 * p + 1 < ln:
-                x0, x1 = b[k0 + 2 * p], b[k0 + 2 * p + 1]
-                for n in range(N):
-                    dst[2 * n] = x0[n]
-                    dst[2 * n + 1] = x1[n]
-                    colsum[n] += np.int16(x0[n]) + np.int16(x1[n])
-            elif 2 * p < ln:
-                x0 = b[k0 + 2 * p]
-                for n in range(N):
-                    dst[2 * n] = x0[n]
-                    dst[2 * n + 1] = 0
-                    colsum[n] += np.int16(x0[n])
-            else:
-                dst[:2 * N] = 0
-            dst[2 * N:] = 0
-        if factor != 0:
-            c = corr[t]
-            f = np.int16(factor)
-            for n in range(width):
-                c[n] = colsum[n] * f
 
 
 @numba.njit(cache=True)

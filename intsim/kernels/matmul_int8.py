@@ -353,14 +353,15 @@ def _write(total, out, c0, width, transposed):
 
 @numba.njit(cache=True, nogil=True)
 def _tables_run(state, w, mac_fn, build_fn, kind, lane_bytes, tot_bytes, blocks, idx, M, xs0,
-                xs1, ioff, bp, out, transposed, vbase, nval, tile, chunk, cmode, lo, hi, bits,
-                ts_mode, ts_lo, ts_hi, ts_bits):
+                xs1, ioff, bp, tail, out, transposed, vbase, nval, tile, chunk, cmode, lo, hi,
+                bits, ts_mode, ts_lo, ts_hi, ts_bits):
     """Thread w's share of the column blocks (first vector, vectors) of `blocks`, each through
     all tiles (the work-sharing protocol of kernels/workers.py).
 
     mac_fn, build_fn: addresses of _mac, _build as C functions; idx: the row operand's codes
-    (uint8 view; row m, k at byte m·xs0 + k·xs1); bp (K, lanes·lane_bytes) uint8 view of the
-    lane operand; out int64 (rows, columns), or (columns, rows) when `transposed`. Common case
+    (uint8 view; row m, k at byte m·xs0 + k·xs1); bp (K, ≥ lanes·lane_bytes) uint8 view of the
+    lane operand; tail (K, ·): the last block's columns of it, zero-padded to whole vectors,
+    or an empty array when bp itself is padded; out int64 (rows, columns), or (columns, rows) when `transposed`. Common case
     (no chunks, no tile-sum limit, C = identity or clamp): the inner kernel ends each tile
     itself; otherwise `_tile_end` does, with int32 totals.
     """
@@ -394,6 +395,9 @@ def _tables_run(state, w, mac_fn, build_fn, kind, lane_bytes, tot_bytes, blocks,
             break
         c0, nv = blocks[bi, 0] * lanes, blocks[bi, 1]
         nl = nv * lanes
+        src, sstride, scol = ba, bs0, c0 * lane_bytes
+        if tail.size and bi == blocks.shape[0] - 1:
+            src, sstride, scol = np.int64(tail.ctypes.data), tail.strides[0], 0
         if not fresh:                              # every tile end leaves the registers 0
             tot_b[:] = 0
         fresh = False
@@ -402,8 +406,8 @@ def _tables_run(state, w, mac_fn, build_fn, kind, lane_bytes, tot_bytes, blocks,
             for g in range(k0, k1, G):
                 if chunked and g > k0 and (g - k0) % chunk == 0:
                     _flush(reg16, part, nl)
-                L.call_ints(build_fn, (lane_bytes, ta, ba, bs0, g, min(G, k1 - g), c0 * lane_bytes,
-                                       nv, vbase, nval))
+                L.call_ints(build_fn, (lane_bytes, ta, src, sstride, g, min(G, k1 - g), scol, nv,
+                                       vbase, nval))
                 last = fold if fused and g + G >= k1 else KEEP
                 L.call_ints(mac_fn, (kind, xa, xs0, xs1, ioff, M, K, g, ta, ra, rs, oa, os_,
                                      tot_bytes, nv, lo, hi, last))
@@ -472,6 +476,7 @@ if KERNELS not in ("auto", "generic"):
     raise ValueError(f"INTSIM_KERNELS: expected 'auto' or 'generic', got {KERNELS!r}")
 
 PARALLEL_MIN_MACS = 1 << 21    # smaller calls run on the calling thread only
+_NO_TAIL = np.zeros((1, 0), np.uint8)
 INT32_MAX = (1 << 31) - 1
 PAIRS = matmul_x86.available()      # AVX2: exact tile sums from pmaddubsw pairs
 
@@ -588,12 +593,16 @@ def _tables_matmul(a2, b, acc, amin, amax, bmin, bmax):
     # 2^(lane bits), which is the product itself wherever the plan needs it exact
     lanes_per_vec = VEC_BYTES // lane_bytes
     n_vec = -(-lanes // lanes_per_vec)
-    bp = np.zeros((K, n_vec * lanes_per_vec), np.int8 if lane_bytes == 1 else np.int16)
     lane_src = a2 if transpose else b
-    if _codes8(lane_src) is not None:
-        _pad_lanes(lane_src, transpose, bp)
-    else:                                         # NumPy's integer cast is modulo 2^bits too
-        bp[:, :lanes] = lane_src.T if transpose else lane_src
+    direct = not transpose and lane_bytes == 1 and _codes8(b) is not None
+    if direct:                                    # the tables read b in place
+        bp = b.view(np.uint8)
+    else:
+        bp = np.zeros((K, n_vec * lanes_per_vec), np.int8 if lane_bytes == 1 else np.int16)
+        if _codes8(lane_src) is not None:
+            _pad_lanes(lane_src, transpose, bp)
+        else:                                     # NumPy's integer cast is modulo 2^bits too
+            bp[:, :lanes] = lane_src.T if transpose else lane_src
     out = np.empty((M, N), np.int64)
     fused = chunk >= tile and ts_mode == TS_NONE and cmode != C_WRAP
     tot_bytes = 2 if (fused and lane_bytes == 1 and n_tiles * max_part <= 32767) else 4
@@ -601,9 +610,15 @@ def _tables_matmul(a2, b, acc, amin, amax, bmin, bmax):
     mac_fn, build_fn, bpv = _kernel(_mac), _kernel(_build), bp.view(np.uint8)
 
     def launch(threads):
-        workers.run(_tables_run, threads, mac_fn, build_fn, kind, lane_bytes, tot_bytes,
-                    _blocks(n_vec, threads), idx, rows, xs0, xs1, ioff, bpv, out, transpose, vmin,
-                    vmax - vmin + 1, tile, chunk, cmode, lo, hi, acc.bits, ts_mode, ts_lo, ts_hi,
+        blocks = _blocks(n_vec, threads)
+        tail = _NO_TAIL
+        if direct and N % VEC_BYTES:              # the last block would read past b's rows
+            c_last = int(blocks[-1, 0]) * VEC_BYTES
+            tail = np.zeros((K, int(blocks[-1, 1]) * VEC_BYTES), np.uint8)
+            tail[:, :N - c_last] = bpv[:, c_last:]
+        workers.run(_tables_run, threads, mac_fn, build_fn, kind, lane_bytes, tot_bytes, blocks,
+                    idx, rows, xs0, xs1, ioff, bpv, tail, out, transpose, vmin, vmax - vmin + 1,
+                    tile, chunk, cmode, lo, hi, acc.bits, ts_mode, ts_lo, ts_hi,
                     acc.tile_sum_bits or 32)
 
     workers.run_adaptive(("tables", kind, M, K, N, tile), _threads(M * K * N), launch)

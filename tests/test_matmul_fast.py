@@ -216,7 +216,8 @@ def test_declines_what_it_cannot_compute_exactly():
 
 HASH_CODE = """
 import hashlib, numpy as np, intsim
-from intsim.kernels import matmul_int8 as F
+from intsim.kernels import matmul_int8 as F, workers
+workers.ADAPTIVE = False            # always the thread count of NUMBA_NUM_THREADS
 r = np.random.default_rng(5)
 h = hashlib.sha256()
 cases = [(r.integers(0, 16, (128, 405)).astype(np.uint8), r.integers(-7, 8, (405, 405)).astype(np.int8)),
@@ -230,7 +231,7 @@ for mode in ['saturate', 'clamp_tile', 'wrap', 'exact']:
         for a, b in cases:
             used += F.fast_int_matmul(a, b, acc) is not None
             h.update(intsim.int_matmul(a, b, acc).tobytes())
-print(F.KERNELS, used, h.hexdigest())
+print(F.KERNELS, used, h.hexdigest(), workers.helped)
 """
 
 
@@ -243,23 +244,30 @@ def test_identical_for_one_and_two_threads_and_the_generic_kernel():
     assert one[0] == two[0] == "auto" and int(one[1]) == 32
     assert generic[:2] == ["generic", "0"]
     assert one[2] == two[2] == generic[2]
+    assert int(one[3]) == 0 and int(two[3]) > 0        # the 2-thread run did share the work
 
 
 @pytest.mark.parametrize("pairs", [True, False])
 def test_parallel_split_equals_serial(pairs, monkeypatch):
+    """Helper threads claim column blocks as they come; every split gives the same bits."""
     import numba
+    from intsim.kernels import workers
     monkeypatch.setattr(F, "PAIRS", pairs and X.available())
+    monkeypatch.setattr(workers, "ADAPTIVE", False)
     rng = np.random.default_rng(8)
     a = rng.integers(-7, 8, (70, 200)).astype(np.int8)
-    b = rng.integers(-7, 8, (200, 300)).astype(np.int8)
+    b = rng.integers(-7, 8, (200, 700)).astype(np.int8)
+    helped = workers.helped
     for mode in MODES:
         acc = Accumulator(8, 32, mode)
         monkeypatch.setattr(F, "PARALLEL_MIN_MACS", 1 << 62)
         serial = F.fast_int_matmul(a, b, acc)
-        monkeypatch.setattr(F, "PARALLEL_MIN_MACS", 0)
-        assert numba.get_num_threads() >= 1
-        assert np.array_equal(F.fast_int_matmul(a, b, acc), serial)
         assert np.array_equal(serial, oracle(a, b, acc))
+        monkeypatch.setattr(F, "PARALLEL_MIN_MACS", 0)
+        for _ in range(5):
+            assert np.array_equal(F.fast_int_matmul(a, b, acc), serial)
+    if numba.get_num_threads() > 1:
+        assert workers.helped > helped, "no helper thread ever took part"
 
 
 def test_bad_kernel_selection_names_the_variable():

@@ -150,6 +150,9 @@ class _Helpers:
 _helpers = _Helpers()
 
 
+helped = 0            # calls in which a helper thread computed at least one unit
+
+
 def run(fn, threads, *args):
     """fn(state, w, *args) on `threads` threads (the caller is w = 0); see the module doc.
 
@@ -162,12 +165,15 @@ def run(fn, threads, *args):
         for w, q in enumerate(_helpers.ensure(threads - 1), start=1):
             done.append(threading.Event())
             q.put((fn, state, w, args, done[-1]))
+    global helped
     fn(state, 0, *args)
     for w, ev in enumerate(done, start=1):
         if state[w] == RUNNING:
             ev.wait()
         if state[w] == FAILED:
             raise RuntimeError("intsim: a kernel helper thread failed")
+    if any(state[w] == DONE for w in range(1, len(done) + 1)):
+        helped += 1
 
 
 class _Choice:
@@ -205,10 +211,16 @@ def machine_busy(threads):
     return _busy[1]
 
 
+ADAPTIVE = True       # False: always the thread count asked for (tests)
+
+
 def run_adaptive(key, threads, launch):
     """launch(threads) or launch(1), whichever has been faster for `key` (a hashable
     description of the call's shape) on this machine recently; launch(1) while the machine
     is busy. launch(t) runs the call on t threads (through run)."""
+    if not ADAPTIVE:
+        launch(threads)
+        return
     if threads <= 1 or machine_busy(threads):
         launch(1)
         return

@@ -448,6 +448,63 @@ def _codes8(x):
     return x if x.dtype.itemsize == 1 and x.flags.c_contiguous else None
 
 
+def _transpose_tile_codegen(context, builder, sig, args):
+    """dst[j·d0 + i] = src[i·s0 + j] for a 16 × 16 byte tile: four rounds of the perfect
+    shuffle (interleave rows i and i + 8, bytes low and high), which transposes 16 rows of 16."""
+    src, s0, dst, d0 = args
+    b = builder
+    v16 = L.vec(L.I8, 16)
+    lo = ir.Constant(L.vec(L.I32, 16), [v for k in range(8) for v in (k, 16 + k)])
+    hi = ir.Constant(L.vec(L.I32, 16), [v for k in range(8, 16) for v in (k, 16 + k)])
+    rows = [L.load(b, src, b.mul(L.const(i), s0), v16) for i in range(16)]
+    for _ in range(4):
+        nxt = []
+        for i in range(8):
+            nxt += [b.shuffle_vector(rows[i], rows[i + 8], lo),
+                    b.shuffle_vector(rows[i], rows[i + 8], hi)]
+        rows = nxt
+    for j in range(16):
+        L.store(b, rows[j], dst, b.mul(L.const(j), d0))
+    return context.get_dummy_value()
+
+
+@intrinsic
+def _transpose_tile(typingctx, src, s0, dst, d0):
+    sig = L.int_signature(src, s0, dst, d0)
+    return None if sig is None else (sig, _transpose_tile_codegen)
+
+
+@numba.njit(cache=True)
+def _transpose8(src, dst):
+    """dst[:, :R] = srcᵀ for byte matrices (uint8 views, C order; dst rows may be longer):
+    16 × 16 tiles in registers, the edges element by element."""
+    R, C = src.shape
+    DR = dst.shape[1]
+    sa, da = np.int64(src.ctypes.data), np.int64(dst.ctypes.data)
+    R16, C16 = R - R % 16, C - C % 16
+    for i0 in range(0, R16, 16):
+        for j0 in range(0, C16, 16):
+            _transpose_tile(sa + i0 * C + j0, C, da + j0 * DR + i0, DR)
+    for i in range(R):
+        for j in range(C16, C):
+            dst[j, i] = src[i, j]
+    for i in range(R16, R):
+        for j in range(C16):
+            dst[j, i] = src[i, j]
+
+
+def _c_order8(x):
+    """x (int8 / uint8) in C order: as it is, or transposed from C-ordered xᵀ in 16 × 16
+    tiles (a Fortran-ordered x, e.g. the transposed view of a weight matrix), else NumPy."""
+    if x.flags.c_contiguous:
+        return x
+    if x.dtype.itemsize == 1 and x.T.flags.c_contiguous:
+        out = np.empty(x.shape, x.dtype)
+        _transpose8(x.T.view(np.uint8), out.view(np.uint8))
+        return out
+    return np.ascontiguousarray(x)
+
+
 @numba.njit(cache=True)
 def _pad_lanes(x, transpose, dst):
     """dst[k, n] = x[k, n] (or x[n, k] when `transpose`) modulo 2^(dst bits); x C-contiguous
@@ -582,27 +639,34 @@ def _tables_matmul(a2, b, acc, amin, amax, bmin, bmax):
         return None
     ts_mode, ts_lo, ts_hi = ts
     rows, lanes, vmin, vmax = (N, M, bmin, bmax) if transpose else (M, N, amin, amax)
-    # the row operand's codes as bytes, read in place (bᵀ is b read with swapped strides)
-    src = b if transpose else a2
-    if _codes8(src) is not None:
-        idx, ioff = src.view(np.uint8), vmin
+    rows_op = b.T if transpose else a2            # (rows, K): codes that index the tables
+    lane_op = a2.T if transpose else b            # (K, lanes): the table entries' factors
+    # the row operand's code bytes in place when it or its transpose is in C order
+    if rows_op.dtype.itemsize == 1 and rows_op.flags.c_contiguous:
+        idx, ioff, xs0, xs1 = rows_op.view(np.uint8), vmin, K, 1
+    elif rows_op.dtype.itemsize == 1 and rows_op.T.flags.c_contiguous:
+        idx, ioff, xs0, xs1 = rows_op.T.view(np.uint8), vmin, 1, rows
     else:                                         # other dtypes / layouts: code − vmin, bytes
-        idx, ioff = (src.astype(np.int64) - vmin).astype(np.uint8, order="C"), 0
-    xs0, xs1 = (1, rows) if transpose else (K, 1)
+        idx = (rows_op.astype(np.int64) - vmin).astype(np.uint8, order="C")
+        ioff, xs0, xs1 = 0, K, 1
     # the lane operand modulo 2^(lane bits): every table entry is then the product modulo
     # 2^(lane bits), which is the product itself wherever the plan needs it exact
     lanes_per_vec = VEC_BYTES // lane_bytes
     n_vec = -(-lanes // lanes_per_vec)
-    lane_src = a2 if transpose else b
-    direct = not transpose and lane_bytes == 1 and _codes8(b) is not None
-    if direct:                                    # the tables read b in place
-        bp = b.view(np.uint8)
+    byte_codes = lane_op.dtype.itemsize == 1
+    direct = lane_bytes == 1 and byte_codes and lane_op.flags.c_contiguous
+    if direct:                                    # the tables read it in place
+        bp = lane_op.view(np.uint8)
     else:
         bp = np.zeros((K, n_vec * lanes_per_vec), np.int8 if lane_bytes == 1 else np.int16)
-        if _codes8(lane_src) is not None:
-            _pad_lanes(lane_src, transpose, bp)
+        if lane_bytes == 1 and byte_codes and lane_op.T.flags.c_contiguous:
+            _transpose8(lane_op.T.view(np.uint8), bp.view(np.uint8))
+        elif byte_codes and lane_op.flags.c_contiguous:
+            _pad_lanes(lane_op, False, bp)
+        elif byte_codes and lane_op.T.flags.c_contiguous:
+            _pad_lanes(lane_op.T, True, bp)
         else:                                     # NumPy's integer cast is modulo 2^bits too
-            bp[:, :lanes] = lane_src.T if transpose else lane_src
+            bp[:, :lanes] = lane_op
     out = np.empty((M, N), np.int64)
     fused = chunk >= tile and ts_mode == TS_NONE and cmode != C_WRAP
     tot_bytes = 2 if (fused and lane_bytes == 1 and n_tiles * max_part <= 32767) else 4
@@ -612,10 +676,10 @@ def _tables_matmul(a2, b, acc, amin, amax, bmin, bmax):
     def launch(threads):
         blocks = _blocks(n_vec, threads)
         tail = _NO_TAIL
-        if direct and N % VEC_BYTES:              # the last block would read past b's rows
+        if direct and lanes % VEC_BYTES:          # the last block would read past the rows
             c_last = int(blocks[-1, 0]) * VEC_BYTES
             tail = np.zeros((K, int(blocks[-1, 1]) * VEC_BYTES), np.uint8)
-            tail[:, :N - c_last] = bpv[:, c_last:]
+            tail[:, :lanes - c_last] = bpv[:, c_last:]
         workers.run(_tables_run, threads, mac_fn, build_fn, kind, lane_bytes, tot_bytes, blocks,
                     idx, rows, xs0, xs1, ioff, bpv, tail, out, transpose, vmin, vmax - vmin + 1,
                     tile, chunk, cmode, lo, hi, acc.bits, ts_mode, ts_lo, ts_hi,
@@ -662,8 +726,10 @@ def _pairs_matmul(a2, b, acc, amin, amax, bmin, bmax):
         matmul_x86.offset_codes(a2, amin, u)
     else:
         u = a2.view(np.uint8)                     # codes 0 … 255: the same bytes
-    if _codes8(b) is None or b.dtype != np.int8:
-        b = np.ascontiguousarray(b, dtype=np.int8)  # b fits int8 here
+    if b.dtype.itemsize == 1:
+        b = _c_order8(b).view(np.int8)            # b fits int8 here: the same bytes
+    else:
+        b = np.ascontiguousarray(b, dtype=np.int8)
     tail = np.zeros((K, matmul_x86.BLOCK), np.int8)
     if N % matmul_x86.BLOCK:                      # the last block's columns, zero-padded
         tail[:, :N % matmul_x86.BLOCK] = b[:, N - N % matmul_x86.BLOCK:]

@@ -76,11 +76,6 @@ def switch(builder, selector, cases, emit):
     builder.position_at_end(done)
 
 
-def if_(builder, cond, emit):
-    with builder.if_then(cond):
-        emit()
-
-
 def if_else(builder, cond, emit_then, emit_else):
     with builder.if_else(cond) as (then, otherwise):
         with then:

@@ -361,9 +361,9 @@ def _tables_run(state, w, mac_fn, build_fn, kind, lane_bytes, tot_bytes, blocks,
     mac_fn, build_fn: addresses of _mac, _build as C functions; idx: the row operand's codes
     (uint8 view; row m, k at byte m·xs0 + k·xs1); bp (K, ≥ lanes·lane_bytes) uint8 view of the
     lane operand; tail (K, ·): the last block's columns of it, zero-padded to whole vectors,
-    or an empty array when bp itself is padded; out int64 (rows, columns), or (columns, rows) when `transposed`. Common case
-    (no chunks, no tile-sum limit, C = identity or clamp): the inner kernel ends each tile
-    itself; otherwise `_tile_end` does, with int32 totals.
+    or an empty array when bp itself is padded; out int64 (rows, columns), or (columns, rows)
+    when `transposed`. Common case (no chunks, no tile-sum limit, C = identity or clamp): the
+    inner kernel ends each tile itself; otherwise `_tile_end` does, with int32 totals.
     """
     if not workers.begin(state, w):
         return True

@@ -86,7 +86,6 @@ def _make_block(corrected):
         klast = b.sub(K, L.const(1))
         width = L.smin(b, b.sub(N, c0), L.const(BLOCK))
         accs = [[L.alloca(b, _V16I16) for _ in range(NVEC)] for _ in range(ROWS)]
-        half = L.vec(L.I8, 16)
 
         # pack: pk row (t·ppt + p) = b rows k, k+1 (k = t·tile + 2p) interleaved column by
         # column; a row past the tile's end reads as zeros
@@ -118,7 +117,6 @@ def _make_block(corrected):
                 for c in range(NVEC):
                     L.store(b, b.mul(b.load(sums[c]), famin), pc,
                             b.add(b.mul(t, L.const(64)), L.const(32 * c)))
-        del half
 
         def rows(m0, R, safe):
             """Rows m0 … m0+R−1; `safe` reads the second code of a pair byte-wise, clamped to

@@ -10,17 +10,17 @@ paper's feature tables), ``images`` (CIFAR-100, IDX), ``offline`` (watch, digits
 Fashion-MNIST), ``synthetic`` (labelled synthetic generators), ``cache`` (HDF5 cache),
 ``registry`` (:func:`load_dataset`).
 """
-from .base import ARCHIVES, DataFormatError, Dataset, remap_labels
-from .cache import default_cache_dir
-from .har_features import (FEATURE_NAMES, N_FEATURES, extract_features, magnitude,
+from intsim.datasets.base import ARCHIVES, DataFormatError, Dataset, remap_labels
+from intsim.datasets.cache import default_cache_dir
+from intsim.datasets.har_features import (FEATURE_NAMES, N_FEATURES, extract_features, magnitude,
                            magnitude_features, sliding_windows)
-from .har_raw import load_dsads_raw, load_hapt, load_pamap2_raw, read_dsads_segments, read_pamap2_file
-from .images import load_cifar100, read_idx
-from .offline import load_digits, load_fashion_mnist, load_watch
-from .registry import DATASET_NAMES, load_dataset
-from .scaling import MinMaxScaler, apply_minmax, fit_minmax, minmax_preprocess, scale_dataset
-from .synthetic import load_synthetic_har, make_synthetic_feature_table, make_synthetic_har_windows
-from .tables import load_feature_table
+from intsim.datasets.har_raw import load_dsads_raw, load_hapt, load_pamap2_raw, read_dsads_segments, read_pamap2_file
+from intsim.datasets.images import load_cifar100, read_idx
+from intsim.datasets.offline import load_digits, load_fashion_mnist, load_watch
+from intsim.datasets.registry import DATASET_NAMES, load_dataset
+from intsim.datasets.scaling import MinMaxScaler, apply_minmax, fit_minmax, minmax_preprocess, scale_dataset
+from intsim.datasets.synthetic import load_synthetic_har, make_synthetic_feature_table, make_synthetic_har_windows
+from intsim.datasets.tables import load_feature_table
 
 __all__ = [
     "ARCHIVES", "DATASET_NAMES", "DataFormatError", "Dataset", "FEATURE_NAMES", "MinMaxScaler",

@@ -25,8 +25,8 @@ from typing import Any, Callable, Iterable, Mapping
 
 import numpy as np
 
-from .base import Dataset
-from .har_features import FEATURE_VERSION
+from intsim.datasets.base import Dataset
+from intsim.datasets.har_features import FEATURE_VERSION
 
 __all__ = ["CACHE_FORMAT", "default_cache_dir", "hash_files", "cache_key", "cache_path",
            "read_cache", "write_cache", "cached"]

@@ -19,8 +19,8 @@ from typing import Sequence
 
 import numpy as np
 
-from .base import Dataset, malformed_error, missing_data_error, remap_labels
-from .har_features import magnitude_features, sliding_windows
+from intsim.datasets.base import Dataset, malformed_error, missing_data_error, remap_labels
+from intsim.datasets.har_features import magnitude_features, sliding_windows
 
 __all__ = [
     "DSADS_ACTIVITIES", "DSADS_UNITS", "PAMAP2_ACTIVITIES", "PAMAP2_IMUS", "HAPT_ACTIVITIES",

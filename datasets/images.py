@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from .base import Dataset, malformed_error, missing_data_error
+from intsim.datasets.base import Dataset, malformed_error, missing_data_error
 
 __all__ = ["CIFAR100_MEAN", "CIFAR100_STD", "cifar100_dir", "read_cifar_pickle", "load_cifar100", "read_idx"]
 

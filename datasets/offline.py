@@ -12,9 +12,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .base import ARCHIVES, Dataset, malformed_error, missing_data_error
-from .har_features import magnitude_features, sliding_windows
-from .images import read_idx
+from intsim.datasets.base import ARCHIVES, Dataset, malformed_error, missing_data_error
+from intsim.datasets.har_features import magnitude_features, sliding_windows
+from intsim.datasets.images import read_idx
 
 __all__ = [
     "WATCH_FS", "WATCH_GROUPS", "FASHION_MNIST_DIR", "FASHION_MNIST_CLASSES",

@@ -30,14 +30,14 @@ import os
 from pathlib import Path
 from typing import Any, Callable
 
-from .base import Dataset, missing_data_error, resolve_data_dir
-from .cache import cached
-from .har_raw import (dsads_raw_files, hapt_files, load_dsads_raw, load_hapt, load_pamap2_raw,
+from intsim.datasets.base import Dataset, missing_data_error, resolve_data_dir
+from intsim.datasets.cache import cached
+from intsim.datasets.har_raw import (dsads_raw_files, hapt_files, load_dsads_raw, load_hapt, load_pamap2_raw,
                       pamap2_raw_files)
-from .images import load_cifar100
-from .offline import load_digits, load_fashion_mnist, load_watch, watch_file
-from .synthetic import load_synthetic_har, make_synthetic_feature_table
-from .tables import TABLE_SPECS, find_feature_table, load_feature_table
+from intsim.datasets.images import load_cifar100
+from intsim.datasets.offline import load_digits, load_fashion_mnist, load_watch, watch_file
+from intsim.datasets.synthetic import load_synthetic_har, make_synthetic_feature_table
+from intsim.datasets.tables import TABLE_SPECS, find_feature_table, load_feature_table
 
 __all__ = ["DATASET_NAMES", "load_dataset"]
 

@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import Dataset
-from .har_features import magnitude_features
+from intsim.datasets.base import Dataset
+from intsim.datasets.har_features import magnitude_features
 
 __all__ = ["make_synthetic_har_windows", "load_synthetic_har", "make_synthetic_feature_table"]
 

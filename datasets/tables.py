@@ -20,8 +20,8 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from .base import ARCHIVES, Dataset, malformed_error, missing_data_error, remap_labels
-from .har_raw import DSADS_ACTIVITIES, PAMAP2_ACTIVITIES
+from intsim.datasets.base import ARCHIVES, Dataset, malformed_error, missing_data_error, remap_labels
+from intsim.datasets.har_raw import DSADS_ACTIVITIES, PAMAP2_ACTIVITIES
 
 __all__ = ["TABLE_SPECS", "find_feature_table", "read_feature_table", "load_feature_table"]
 

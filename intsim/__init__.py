@@ -8,12 +8,12 @@ Public API (NUMERICS.md is the normative spec of every step):
     Trace                      event and rounding records
     QuantSpec, Numerics, preset  one layer's arithmetic
 """
-from .accumulator import Accumulator, int_matmul
-from .hadamard import fwht
-from .numerics import Numerics, QuantSpec, preset
-from .quantize import QTensor, quantize
-from .rng import SRDraw, SRStream
-from .trace import Trace
+from intsim.core.accumulator import Accumulator, int_matmul
+from intsim.core.hadamard import fwht
+from intsim.core.numerics import Numerics, QuantSpec, preset
+from intsim.core.quantizer import QTensor, quantize
+from intsim.core.rng import SRDraw, SRStream
+from intsim.core.trace import Trace
 
 __version__ = "0.1.0"
 __all__ = ["quantize", "QTensor", "SRStream", "SRDraw", "fwht", "Accumulator", "int_matmul",

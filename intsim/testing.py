@@ -61,11 +61,11 @@ except ImportError as e:                                 # pragma: no cover
     raise ImportError("intsim.testing needs Hypothesis: pip install 'intsim[test]' "
                       "(or pip install hypothesis)") from e
 
-from .accumulator import MODES, Accumulator, int_matmul
-from .datapath import Datapath, max_product
-from .numerics import ACCUMULATORS, OPERANDS, Numerics, QuantSpec
-from .quantize import ROUNDINGS, code_dtype, code_range, quantize, quantize_log2
-from .rng import SRDraw
+from intsim.core.accumulator import MODES, Accumulator, int_matmul
+from intsim.core.datapath import Datapath, max_product
+from intsim.core.numerics import ACCUMULATORS, OPERANDS, Numerics, QuantSpec
+from intsim.core.quantizer import ROUNDINGS, code_dtype, code_range, quantize, quantize_log2
+from intsim.core.rng import SRDraw
 
 __all__ = ["int_tensors", "matmul_operands", "accumulators", "quant_specs", "numerics_specs",
            "datapaths", "assert_bit_exact", "assert_accumulator_matches",
@@ -312,7 +312,7 @@ def assert_no_events_when_a2q_holds(a: np.ndarray, b: np.ndarray, acc: Accumulat
     held (so a test can count or `assume` it)."""
     if not a2q_bound_holds(a, b, acc):
         return False
-    from .trace import Trace
+    from intsim.core.trace import Trace
     tr = Trace()
     out = int_matmul(a, b, acc, trace=tr, label="a2q")
     rec = tr.records[-1]

@@ -37,7 +37,7 @@ acc_bits = [4, 8, 12, 16]
 
 
 def cluster_startup(workers: int) -> float:
-    from intsim.sweep import dask_client
+    from intsim.experiments.sweep import dask_client
     t0 = time.perf_counter()
     with dask_client(workers=workers, quiet=True) as client:
         client.run(lambda: None)
@@ -53,7 +53,7 @@ def main(argv=None) -> int:
     p.add_argument("--repeat", type=int, default=1, help="runs per worker count (default 1)")
     p.add_argument("--json", metavar="PATH", help="also write the records as JSON")
     args = p.parse_args(argv)
-    from intsim.sweep import Grid, default_workers, run_sweep
+    from intsim.experiments.sweep import Grid, default_workers, run_sweep
 
     with tempfile.TemporaryDirectory(prefix="intsim-bench-sweep-") as tmp:
         gpath = Path(tmp) / "grid.toml"

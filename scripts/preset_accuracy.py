@@ -16,10 +16,10 @@ import numpy as np
 
 from intsim import SRStream, preset
 from intsim.datasets import load_dataset, minmax_preprocess
-from intsim.losses import cross_entropy
+from intsim.nn.losses import cross_entropy
 from intsim.models import FCNet, IncrementalNet
-from intsim.numerics import PRESET_NAMES
-from intsim.optim import SGD
+from intsim.core.numerics import PRESET_NAMES
+from intsim.nn.optim import SGD
 
 
 def watch_split():

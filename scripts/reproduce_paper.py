@@ -35,8 +35,8 @@ PAPER_NUMERICS = {"fp32": 0, "hdqt": 1, "hdqt_paper": 1}
 
 
 def run_one(dataset, data_dir, method, numerics, seed, epochs, out_root, quiet=True) -> dict:
-    from intsim.cil import run
-    from intsim.cil import resolve_config
+    from intsim.experiments.cil_run import run
+    from intsim.experiments.cil_run import resolve_config
     out = Path(out_root) / f"{dataset}-{method}-{numerics}-seed{seed}"
     if (out / "metrics.json").exists():
         return json.loads((out / "metrics.json").read_text())
@@ -94,7 +94,7 @@ def paper_grid(dataset, data_dir, methods, numerics, seeds, epochs, acc_bits=Non
 def sweep_rows(results) -> list[dict]:
     """Table rows (mean ± std over the successful seeds) from a sweep's results table."""
     import pandas as pd
-    from intsim.sweep import config_label, field_columns
+    from intsim.experiments.sweep import config_label, field_columns
     fields = field_columns(results)
     rows = []
     for _, g in results.groupby("group", sort=False):
@@ -112,7 +112,7 @@ def sweep_rows(results) -> list[dict]:
 
 def run_sweep_grid(args, methods) -> int:
     from intsim.datasets import load_dataset
-    from intsim.sweep import Grid, run_sweep
+    from intsim.experiments.sweep import Grid, run_sweep
     load_dataset(args.dataset, args.data_dir)     # a missing data set: one clear error now
     grid = Grid.from_dict(paper_grid(args.dataset, args.data_dir, methods, args.numerics,
                                      args.seeds, args.epochs, args.acc_bits, args.operand_bits))

@@ -12,7 +12,7 @@ import h5py
 import numpy as np
 import pytest
 
-from intsim import cil
+from intsim.experiments import cil_run as cil
 from intsim.cli import main
 
 TINY = """\
@@ -244,7 +244,7 @@ def test_resume_mid_task_quantized_restores_trace_and_sr_state(tmp_path, monkeyp
     assert rows["matmul"] > 0 and rows_at_kill["matmul"] > 0
     ck0 = json.loads(str(_checkpoint_arrays(cut / "checkpoints" / "task000.npz")["meta_json"]))
     assert rows_at_kill["matmul"] > ck0["trace_rows"]["matmul"]   # stray task-1 rows were cut
-    from intsim.trace import read_hdf5
+    from intsim.core.trace import read_hdf5
     for op in ("matmul", "quantize"):
         fa = read_hdf5(str(ref / "trace.h5"), op=op)
         fb = read_hdf5(str(cut / "trace.h5"), op=op)
@@ -260,7 +260,7 @@ def test_resume_mid_task_quantized_restores_trace_and_sr_state(tmp_path, monkeyp
 
 
 def test_trace_rows_and_truncate(tmp_path):
-    from intsim.trace import Trace
+    from intsim.core.trace import Trace
     path = tmp_path / "t.h5"
     tr = Trace()
     for i in range(5):

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from intsim.cli import main as hw_main
-from intsim.compare import compare, format_report
-from intsim.golden import read_op_order, write_golden
+from intsim.hw.compare import compare, format_report
+from intsim.hw.golden import read_op_order, write_golden
 
 
 @pytest.fixture(scope="module")

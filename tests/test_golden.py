@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from helpers import run_python
 from intsim import SRStream, preset
 from intsim.cli import main as hw_main
-from intsim.golden import (FORMAT, element_random_bits, hadamard_range, parse_model, read_hex,
+from intsim.hw.golden import (FORMAT, element_random_bits, hadamard_range, parse_model, read_hex,
                            read_op_order, run_golden, to_hex_lines, width_of_range, write_golden)
 from intsim.kernels.hashing import element_bits
 from intsim.testing import numerics_specs

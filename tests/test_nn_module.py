@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from intsim.nn import BatchNorm2d, Conv2d, Linear, Module, ReLU, Sequential
-from intsim.numerics import Numerics, preset
+from intsim.core.numerics import Numerics, preset
 
 
 class Net(Module):

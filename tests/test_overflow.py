@@ -9,8 +9,8 @@ import pytest
 
 from intsim import Accumulator, Trace, int_matmul, preset, quantize
 from intsim.cli import main as hw_main
-from intsim.datapath import dumps
-from intsim.overflow import (bit_width, format_table, load_run, report, summarize,
+from intsim.core.datapath import dumps
+from intsim.hw.overflow import (bit_width, format_table, load_run, report, summarize,
                              trace_training_run)
 
 

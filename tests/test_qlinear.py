@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from intsim import SRStream, Trace, fwht, int_matmul, preset, quantize
-from intsim.hadamard import block_size
+from intsim.core.hadamard import block_size
 from intsim.nn import Conv2d, Linear, im2col
-from intsim.quantize import quantize_log2
+from intsim.core.quantizer import quantize_log2
 
 PRESETS = ["int4", "hdqt", "hdqt_paper", "luq"]
 f32 = np.float32
@@ -197,7 +197,7 @@ def test_trace_labels_and_kinds():
 
 
 def test_stochastic_spec_without_stream_is_a_clear_error():
-    from intsim import qlinear
+    from intsim.core import linear_op as qlinear
     x, W, G = data(4, 8, 3, seed=0)
     with pytest.raises(ValueError, match="rng"):
         y, ctx = qlinear.linear_forward(x[None], W, preset("hdqt"), None)

@@ -17,11 +17,11 @@ import pytest
 
 pytest.importorskip("distributed")
 
-from intsim import sweep  # noqa: E402
-from intsim.cil import _jsonable, resolve_config  # noqa: E402
+from intsim.experiments import sweep  # noqa: E402
+from intsim.experiments.cil_run import _jsonable, resolve_config  # noqa: E402
 from intsim.cli import main  # noqa: E402
 from intsim.models.metrics import aggregate_seeds  # noqa: E402
-from intsim.numerics import preset  # noqa: E402
+from intsim.core.numerics import preset  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -83,7 +83,7 @@ def test_grid_expansion_fields_folders_and_knobs(tmp_path):
         assert ov[acc] == {"bits": 12, "tile": 8}
     # luq: its forward accumulator is untiled and the backward ones exact; "none" = one tile
     c = next(c for c in cells if c.fields["numerics"] == "luq" and c.fields["tile"] == "none")
-    from intsim.cil import build_numerics
+    from intsim.experiments.cil_run import build_numerics
     n = build_numerics(c.cfg)
     assert n.acc_fwd.tile is None and n.acc_fwd.mode == "clamp_tile"
     assert n.acc_fwd.bits == n.acc_in.bits == c.fields["acc_bits"]
@@ -92,7 +92,7 @@ def test_grid_expansion_fields_folders_and_knobs(tmp_path):
 def test_operand_bits_set_all_six_quantizers_and_acc_bits_all_three():
     base = preset("hdqt")
     ov = sweep.knob_overrides(base, {"operand_bits": 6, "acc_bits": 16}, "hdqt")
-    from intsim.cil import apply_numerics_overrides
+    from intsim.experiments.cil_run import apply_numerics_overrides
     n = apply_numerics_overrides(base, ov)
     assert [getattr(n, op).bits for op in ("w_fwd", "a_fwd", "w_bwd", "a_bwd", "g_in", "g_w")] \
         == [6] * 6
@@ -140,8 +140,8 @@ def test_bad_grid_is_an_error_naming_the_key(tmp_path, capsys, text, key):
 
 
 def test_datapath_toml_entry_records_the_concrete_numerics(tmp_path):
-    from intsim import datapath
-    from intsim.accumulator import Accumulator
+    from intsim.core import datapath
+    from intsim.core.accumulator import Accumulator
     dp = preset("hdqt").replace(acc_fwd=Accumulator(10, 16, "saturate", tile_sum_bits=32),
                                 name="mydp")
     (tmp_path / "dp").mkdir()
@@ -163,7 +163,7 @@ def test_datapath_toml_entry_records_the_concrete_numerics(tmp_path):
 
 
 def test_numerics_overrides_in_a_cil_config_and_resume_refuses_other_numerics(tmp_path):
-    from intsim.cil import ConfigError, CILRun, run
+    from intsim.experiments.cil_run import ConfigError, CILRun, run
     base = dict(dataset="synthetic", method="finetune", numerics="hdqt", epochs=1,
                 batch_size=16, memory=36, hidden=24, out=str(tmp_path / "r"),
                 dataset_params=dict(n_classes=4, n_subjects=4, windows_per_cell=6))
@@ -269,7 +269,7 @@ def test_a_cell_run_on_a_worker_equals_one_run_in_process(tiny_sweep, tmp_path):
     root, _, res = tiny_sweep
     cell = next(c for c in res.cells if c.id == "synthetic__icarl__hdqt__operand_bits=4__seed1")
     cfg = resolve_config({**cell.cfg, "out": str(tmp_path / "here")})
-    from intsim.cil import run
+    from intsim.experiments.cil_run import run
     run(cfg, quiet=True)
     assert (tmp_path / "here" / "metrics.json").read_bytes() == \
         (Path(cell.dir) / "metrics.json").read_bytes()
@@ -439,7 +439,7 @@ def test_cli_dry_run_and_exit_codes(tiny_sweep, capsys):
 
 def test_cli_registers_under_a_parent_parser():
     import argparse
-    from intsim.cli_sweep import register
+    from intsim.cli.sweep import register
     parser = argparse.ArgumentParser(prog="intsim")
     register(parser.add_subparsers(dest="command"))
     args = parser.parse_args(["sweep", "--grid", "g.toml", "--out", "d", "--scheduler",
@@ -468,7 +468,7 @@ def test_a_worker_can_compile_new_kernels(tmp_path):
     imports Numba before its NUMBA_NUM_THREADS is applied; without sync_numba_config the
     first compilation in a task then fails ("Cannot set NUMBA_NUM_THREADS ...")."""
     script = tmp_path / "probe.py"
-    script.write_text("import json\nfrom intsim import sweep\n"
+    script.write_text("import json\nfrom intsim.experiments import sweep\n"
                       "if __name__ == '__main__':\n"
                       "    with sweep.dask_client(workers=1, quiet=True) as c:\n"
                       "        rep = c.submit(sweep.worker_thread_report, pure=False).result()\n"

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from intsim import Accumulator, SRStream, Trace, int_matmul, quantize
-from intsim.trace import read_hdf5
+from intsim.core.trace import read_hdf5
 
 
 def fill(tr: Trace, step: int) -> None:

@@ -22,7 +22,7 @@ import math
 
 import numpy as np
 
-from intsim import qlinear
+from intsim.core import linear_op as qlinear
 from intsim.nn.linear import MatmulModule, _FloatCtx, kaiming_normal
 
 

@@ -19,7 +19,7 @@ import math
 
 import numpy as np
 
-from intsim import qlinear
+from intsim.core import linear_op as qlinear
 from intsim.nn.module import Module
 
 

@@ -34,7 +34,7 @@ from typing import Iterator
 
 import numpy as np
 
-from intsim.numerics import preset
+from intsim.core.numerics import preset
 
 
 def _join(prefix: str, name: str) -> str:
@@ -180,7 +180,7 @@ class Module:
     def sr_stream(self):
         """The SR stream handed to qlinear: `rng`, or SRStream(seed) made on first use."""
         if self.rng is None:
-            from intsim.rng import SRStream
+            from intsim.core.rng import SRStream
             self.rng = SRStream(self.seed)
         return self.rng
 

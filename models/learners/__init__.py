@@ -7,14 +7,14 @@
 
 The command-line runner (intsim/cil.py) adds checkpoints, traces, metrics and plots.
 """
-from .base import Callbacks, Learner, TrainSettings, augment_crop_flip
-from .bic import BiasLayer, BiC, BiCNet
-from .der import DER, ExpandableNet
-from .finetune import Finetune
-from .icarl import ICaRL
-from .lwf import LwF
-from .memo import MEMO, split_backbone
-from .replay import Replay
+from intsim.models.learners.base import Callbacks, Learner, TrainSettings, augment_crop_flip
+from intsim.models.learners.bic import BiasLayer, BiC, BiCNet
+from intsim.models.learners.der import DER, ExpandableNet
+from intsim.models.learners.finetune import Finetune
+from intsim.models.learners.icarl import ICaRL
+from intsim.models.learners.lwf import LwF
+from intsim.models.learners.memo import MEMO, split_backbone
+from intsim.models.learners.replay import Replay
 
 LEARNERS = {cls.name: cls for cls in (Finetune, Replay, ICaRL, LwF, BiC, DER, MEMO)}
 METHOD_NAMES = tuple(LEARNERS)

@@ -42,8 +42,8 @@ from typing import Callable, Optional, Sequence
 import numpy as np
 
 from intsim.nn import Module
-from intsim.optim import SGD, ConstantLR, MultiStepLR
-from intsim.rng import SRStream
+from intsim.nn.optim import SGD, ConstantLR, MultiStepLR
+from intsim.core.rng import SRStream
 from intsim.models.exemplars import ExemplarMemory, class_means, nme_predict
 
 

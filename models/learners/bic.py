@@ -22,10 +22,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from intsim.losses import cross_entropy, kd_loss, softmax
+from intsim.nn.losses import cross_entropy, kd_loss, softmax
 from intsim.nn import Module
 
-from .base import Callbacks, Learner
+from intsim.models.learners.base import Callbacks, Learner
 
 
 class BiasLayer(Module):

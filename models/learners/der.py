@@ -20,11 +20,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from intsim.losses import cross_entropy
+from intsim.nn.losses import cross_entropy
 from intsim.nn import Module, child_seed
 from intsim.models.networks import IncrementalHead
 
-from .base import Callbacks, Learner
+from intsim.models.learners.base import Callbacks, Learner
 
 
 class ExpandableNet(Module):

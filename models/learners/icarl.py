@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from intsim.losses import bce_with_logits, cross_entropy, kd_loss
+from intsim.nn.losses import bce_with_logits, cross_entropy, kd_loss
 
-from .base import Learner
+from intsim.models.learners.base import Learner
 
 
 class ICaRL(Learner):

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from intsim.nn import Module, Sequential
 
-from .der import DER, ExpandableNet
+from intsim.models.learners.der import DER, ExpandableNet
 
 # the last child of the shared part, by backbone class
 DEFAULT_CUT = {"FCNet": "relu1", "CifarResNet": "stage2", "SmallCNN": "pool1"}

@@ -16,8 +16,8 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Optional, Union
 
-from .accumulator import Accumulator
-from .quantize import check_quant_args
+from intsim.core.accumulator import Accumulator
+from intsim.core.quantizer import check_quant_args
 
 OPERANDS = ("w_fwd", "a_fwd", "w_bwd", "a_bwd", "g_in", "g_w")
 ACCUMULATORS = ("acc_fwd", "acc_in", "acc_w")
@@ -97,12 +97,12 @@ class Numerics:
     @classmethod
     def from_toml(cls, path) -> "Numerics":
         """The Numerics of a datapath TOML file (schema: intsim.datapath)."""
-        from .datapath import numerics_from_toml
+        from intsim.core.datapath import numerics_from_toml
         return numerics_from_toml(path)
 
     def to_toml(self) -> str:
         """This Numerics as datapath TOML text; from_toml of it gives back an equal Numerics."""
-        from .datapath import numerics_to_toml
+        from intsim.core.datapath import numerics_to_toml
         return numerics_to_toml(self)
 
 

@@ -33,7 +33,7 @@ DEMO_SEEDS = 3
 def _add_cil_arguments(p: argparse.ArgumentParser) -> None:
     from intsim.datasets.registry import DATASET_NAMES
     from intsim.models.learners import METHOD_NAMES
-    from intsim.numerics import PRESET_NAMES
+    from intsim.core.numerics import PRESET_NAMES
     p.add_argument("--dataset", choices=DATASET_NAMES, help="data set")
     p.add_argument("--data-dir", metavar="PATH",
                    help="folder with the downloaded data (dsads, pamap2, hapt, cifar100; "
@@ -95,7 +95,7 @@ def _fmt(v, spec=".2f") -> str:
 
 
 def cmd_cil(args: argparse.Namespace) -> int:
-    from intsim.cil import CILRun, ConfigError, resolve_config
+    from intsim.experiments.cil_run import CILRun, ConfigError, resolve_config
     cli = {k: getattr(args, k) for k in ("dataset", "data_dir", "method", "numerics", "seed",
                                          "epochs", "lr", "batch_size", "memory", "init_cls",
                                          "increment", "out", "trace_every")}
@@ -160,9 +160,9 @@ def demo_table(rows: list[dict]) -> str:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from intsim.cil import DEFAULTS, CILRun, ConfigError, resolve_config
-    from intsim.io import atomic_write_text
-    from intsim.plots import plot_comparison
+    from intsim.experiments.cil_run import DEFAULTS, CILRun, ConfigError, resolve_config
+    from intsim.formats.atomic import atomic_write_text
+    from intsim.experiments.plots import plot_comparison
     epochs = 1 if args.quick else (args.epochs if args.epochs is not None else DEMO_EPOCHS)
     n_seeds = 1 if args.quick else (args.seeds if args.seeds is not None else DEMO_SEEDS)
     if epochs < 1 or n_seeds < 1:

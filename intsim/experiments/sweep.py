@@ -1,7 +1,7 @@
 """Sweeps: data sets × methods × numerics × overridden fields × seeds, one `intsim cil` run per
 cell, executed on Dask distributed, aggregated into tables and plots.
 
-    from intsim.sweep import Grid, run_sweep
+    from intsim.experiments.sweep import Grid, run_sweep
     res = run_sweep("grid.toml", "runs/acc-sweep", workers=2)   # or scheduler="tcp://host:8786"
     res.summary                                                  # mean ± std over seeds
 
@@ -91,7 +91,7 @@ from typing import Any, Optional, Sequence, Union
 
 import numpy as np
 
-from intsim.cil import ConfigError
+from intsim.experiments.cil_run import ConfigError
 
 GRID_KEYS = ("name", "datasets", "methods", "numerics", "seeds", "settings", "data_dirs",
              "overrides")
@@ -180,10 +180,10 @@ class Grid:
 
     @classmethod
     def from_dict(cls, doc: dict, base_dir: Union[str, os.PathLike, None] = None) -> "Grid":
-        from intsim.cil import DEFAULTS
+        from intsim.experiments.cil_run import DEFAULTS
         from intsim.datasets.registry import DATASET_NAMES
         from intsim.models.learners import METHOD_NAMES
-        from intsim.numerics import PRESET_NAMES
+        from intsim.core.numerics import PRESET_NAMES
         doc = {k.replace("-", "_"): v for k, v in doc.items()}
         for k in doc:
             if k not in GRID_KEYS:
@@ -288,7 +288,7 @@ class Grid:
     def cells(self, out: Union[str, os.PathLike], threads: int = 1) -> list["Cell"]:
         """Every cell (cartesian product; float numerics not multiplied by the knobs), with
         its intsim cil settings resolved (a bad setting raises GridError now)."""
-        from intsim.cil import resolve_config
+        from intsim.experiments.cil_run import resolve_config
         runs = Path(out).expanduser().resolve() / RUNS_DIR
         knob_names = list(self.knobs)
         knob_combos = list(itertools.product(*self.knobs.values())) or [()]
@@ -348,7 +348,7 @@ def _check_knob(key: str, v: Any) -> Any:
 
 
 def _load_numerics(src: str):
-    from intsim.numerics import PRESET_NAMES, Numerics, preset
+    from intsim.core.numerics import PRESET_NAMES, Numerics, preset
     if src in PRESET_NAMES:
         return preset(src)
     try:
@@ -361,7 +361,7 @@ def knob_overrides(base, knobs: dict, label: Optional[str] = None) -> dict:
     """The cil `numerics_overrides` table that applies the sweep knobs to `base` (a Numerics):
     acc_bits / tile / acc_mode to every accumulator present, operand_bits to every operand
     QuantSpec present, hadamard to the rule. Empty for no knobs."""
-    from intsim.numerics import ACCUMULATORS, OPERANDS
+    from intsim.core.numerics import ACCUMULATORS, OPERANDS
     if not knobs:
         return {}
     ov: dict[str, Any] = {}
@@ -393,7 +393,7 @@ def _read_json(path: Path) -> Optional[dict]:
 def settings_differ(cell_dir: Union[str, os.PathLike], cfg: dict) -> list[str]:
     """Settings (except `out`) in which the run stored in cell_dir differs from cfg; [] when
     equal or when there is no stored run."""
-    from intsim.cil import DEFAULTS, _VOLATILE, _jsonable
+    from intsim.experiments.cil_run import DEFAULTS, _VOLATILE, _jsonable
     doc = _read_json(Path(cell_dir) / "config.json")
     if doc is None:
         return []
@@ -453,7 +453,7 @@ def row_from_dir(cell: Union[Cell, dict]) -> dict:
         return row
     summary = _read_json(d / "trace_summary.json")
     if summary is None and (d / "trace.h5").exists():
-        from intsim.cil import _write_json_atomic, trace_summary
+        from intsim.experiments.cil_run import _write_json_atomic, trace_summary
         summary = trace_summary(d / "trace.h5")
         _write_json_atomic(d / "trace_summary.json", summary)
     summary = summary or {}
@@ -538,7 +538,7 @@ def worker_thread_report(threads: int = 1) -> dict:
 
 
 def _write_status(d: Path, doc: dict) -> None:
-    from intsim.cil import _write_json_atomic
+    from intsim.experiments.cil_run import _write_json_atomic
     _write_json_atomic(d / "status.json", doc)
 
 
@@ -549,7 +549,7 @@ def run_cell(cell: dict) -> dict:
     checkpoint; any exception is caught into status "error" with the traceback in
     <dir>/error.txt. Writes <dir>/status.json.
     """
-    from intsim.cil import run
+    from intsim.experiments.cil_run import run
     d = Path(cell["dir"])
     t0 = time.perf_counter()
     worker = f"{socket.gethostname()}:{os.getpid()}"
@@ -695,10 +695,10 @@ def run_sweep(grid: Union[Grid, str, os.PathLike], out: Union[str, os.PathLike],
     out = Path(out).expanduser().resolve()
     cells = grid.cells(out, threads=threads)
     out.mkdir(parents=True, exist_ok=True)
-    from intsim.io import atomic_write_text
+    from intsim.formats.atomic import atomic_write_text
     if grid.text is not None:
         atomic_write_text(os.fspath(out / "grid.toml"), grid.text)
-    from intsim.cil import _jsonable
+    from intsim.experiments.cil_run import _jsonable
     atomic_write_text(os.fspath(out / "cells.json"), json.dumps(_jsonable(
         {"name": grid.name, "fields": grid.field_names,
          "cells": [{"id": c.id, "fields": c.fields, "settings": c.cfg} for c in cells]}),
@@ -784,7 +784,7 @@ def _run_on_dask(todo: list, done, scheduler, workers, threads, quiet) -> None:
 # ------------------------------------------------------------------------------ tables
 @contextmanager
 def _atomic(path: Path):
-    from intsim.io import atomic_path
+    from intsim.formats.atomic import atomic_path
     with atomic_path(os.fspath(path)) as tmp:
         yield tmp
 
@@ -992,7 +992,7 @@ def plot_vs_knob(summary, knob: str, path: Union[str, os.PathLike],
     metric, one line per other configuration, float numerics as dashed horizontal lines.
     Returns False (no file) when the knob has fewer than two numeric values."""
     import pandas as pd
-    from intsim.plots import _figure
+    from intsim.experiments.plots import _figure
     if knob not in summary.columns:
         return False
     xs = sorted({x for x in (_num(v) for v in summary[knob]) if x is not None})
@@ -1049,7 +1049,7 @@ def plot_vs_knob(summary, knob: str, path: Union[str, os.PathLike],
 def plot_per_task(summary, results, path: Union[str, os.PathLike], max_lines: int = 12) -> bool:
     """Accuracy after each task (CNN classifier), mean ± std over seeds, one line per
     configuration (FP32 vs the quantized ones), one panel per data set × method."""
-    from intsim.plots import _figure
+    from intsim.experiments.plots import _figure
     ok = results[(results["status"] == "ok") & results["accuracy_curve_json"].notna()]
     if ok.empty:
         return False

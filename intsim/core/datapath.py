@@ -49,9 +49,9 @@ import tomllib
 from dataclasses import dataclass
 from typing import Any, Mapping, Optional, Union
 
-from .accumulator import Accumulator
-from .numerics import ACCUMULATORS, OPERANDS, Numerics, QuantSpec
-from .quantize import code_range, log2_top
+from intsim.core.accumulator import Accumulator
+from intsim.core.numerics import ACCUMULATORS, OPERANDS, Numerics, QuantSpec
+from intsim.core.quantizer import code_range, log2_top
 
 #: top-level keys (besides the tables)
 TOP_KEYS = ("name", "hadamard", "seed", "allow_narrow_accumulators")
@@ -357,7 +357,7 @@ def dumps(numerics: Numerics, seed: Optional[int] = None, comments: bool = True)
 
 def dump(numerics: Numerics, path: Union[str, os.PathLike], seed: Optional[int] = None) -> None:
     """Write dumps(numerics, seed) to `path` atomically."""
-    from .io import atomic_write_text
+    from intsim.formats.atomic import atomic_write_text
     atomic_write_text(os.fspath(path), dumps(numerics, seed))
 
 
@@ -387,7 +387,7 @@ def resolve(spec: Union[str, os.PathLike, Numerics, Datapath]) -> Datapath:
         s, override = s.rsplit(":hadamard=", 1)
         if override not in ("none", "largest_pow2", "pad"):
             raise ValueError(f"{spec}: hadamard override must be none, largest_pow2 or pad")
-    from .numerics import PRESET_NAMES, preset
+    from intsim.core.numerics import PRESET_NAMES, preset
     if s in PRESET_NAMES:
         dp = Datapath(preset(s))
     elif os.path.exists(s) or s.endswith(".toml"):

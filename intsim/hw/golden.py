@@ -66,13 +66,13 @@ from typing import Optional, Union
 
 import numpy as np
 
-from .accumulator import Accumulator, int_matmul
-from .datapath import Datapath, resolve
-from .hadamard import block_size
-from .kernels.hashing import element_bits_reference
-from .numerics import Numerics, QuantSpec
-from .quantize import code_dtype, code_range, log2_top, quantize, quantize_log2
-from .rng import SRDraw, SRStream
+from intsim.core.accumulator import Accumulator, int_matmul
+from intsim.core.datapath import Datapath, resolve
+from intsim.core.hadamard import block_size
+from intsim.kernels.hashing import element_bits_reference
+from intsim.core.numerics import Numerics, QuantSpec
+from intsim.core.quantizer import code_dtype, code_range, log2_top, quantize, quantize_log2
+from intsim.core.rng import SRDraw, SRStream
 
 FORMAT = "intsim-golden"
 FORMAT_VERSION = 1
@@ -455,13 +455,13 @@ def run_golden(datapath: Union[str, os.PathLike, Numerics, Datapath],
                seed: Optional[int] = None, lr: float = LR,
                momentum: float = MOMENTUM) -> tuple[list, dict]:
     """Run the steps and return (tensors in execution order, root attributes)."""
-    from . import __version__
-    from .datapath import dumps
-    from .losses import cross_entropy
-    from .models.networks import FCNet, IncrementalNet
-    from .nn.module import child_seed
-    from .optim import SGD
-    from .qlinear import RECORDER
+    from intsim import __version__
+    from intsim.core.datapath import dumps
+    from intsim.nn.losses import cross_entropy
+    from intsim.models.networks import FCNet, IncrementalNet
+    from intsim.nn.module import child_seed
+    from intsim.nn.optim import SGD
+    from intsim.core.linear_op import RECORDER
 
     dp = resolve(datapath)
     spec = parse_model(model)
@@ -534,7 +534,7 @@ def write_hdf5(tensors: list, root: dict, out: str) -> None:
     """Write the tensors (already in execution order) and root attributes atomically."""
     import h5py
 
-    from .io import atomic_path
+    from intsim.formats.atomic import atomic_path
     with atomic_path(out) as tmp:
         with h5py.File(tmp, "w") as f:
             for k, v in root.items():
@@ -604,7 +604,7 @@ def write_hex(golden_path: str, hex_dir: str, pack_int4: bool = False) -> str:
     """
     import h5py
 
-    from .io import atomic_write_text
+    from intsim.formats.atomic import atomic_write_text
     os.makedirs(hex_dir, exist_ok=True)
     entries = []
     with h5py.File(golden_path, "r") as f:

@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Union
 
-from .kernels.hashing import MASK64, mix64_reference
+from intsim.kernels.hashing import MASK64, mix64_reference
 
 GAMMA = 0x9E3779B97F4A7C15
 FNV_OFFSET = 0xCBF29CE484222325

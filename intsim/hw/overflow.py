@@ -40,11 +40,11 @@ from typing import Optional, Sequence, Union
 
 import numpy as np
 
-from .datapath import (ACC_OPERANDS, BACKWARD_FALLBACK, Datapath, dumps, from_mapping, loads,
+from intsim.core.datapath import (ACC_OPERANDS, BACKWARD_FALLBACK, Datapath, dumps, from_mapping, loads,
                        operand_range, resolve)
-from .hadamard import block_size
-from .numerics import Numerics, preset
-from .quantize import code_range, log2_top
+from intsim.core.hadamard import block_size
+from intsim.core.numerics import Numerics, preset
+from intsim.core.quantizer import code_range, log2_top
 
 KINDS = ("fwd", "grad_in", "grad_w")
 ACC_OF = {"fwd": "acc_fwd", "grad_in": "acc_in", "grad_w": "acc_w"}
@@ -97,7 +97,7 @@ def load_run(source: Union[str, os.PathLike], name: Optional[str] = None) -> Run
     """Read a trace.h5 (or a run folder containing one) and the run's numerics if known."""
     import h5py
 
-    from .trace import read_hdf5
+    from intsim.core.trace import read_hdf5
     source = os.fspath(source)
     if os.path.isdir(source):
         trace_path = os.path.join(source, "trace.h5")
@@ -359,7 +359,7 @@ def plot_report(runs: Sequence[RunData], summaries, steps, hists, path: str) -> 
             _legend(ax, fontsize=6, loc="lower left")
     fig.suptitle("Accumulator overflow report: " + " vs ".join(names))
     fig.tight_layout()
-    from .io import atomic_path
+    from intsim.formats.atomic import atomic_path
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png")
 
@@ -388,7 +388,7 @@ def report(sources: Sequence[Union[str, RunData]], out_dir: Optional[str] = None
         seen.add(r.name)
     summary = pd.concat([summarize(r) for r in runs], ignore_index=True)
     if out_dir is not None:
-        from .io import atomic_path
+        from intsim.formats.atomic import atomic_path
         os.makedirs(out_dir, exist_ok=True)
         steps = pd.concat([per_step(r) for r in runs], ignore_index=True)
         hists = pd.concat([histograms(r) for r in runs], ignore_index=True)
@@ -450,20 +450,20 @@ def trace_training_run(numerics: Union[str, Numerics, Datapath], out_dir: str, e
     """
     import h5py
 
-    from . import __version__
-    from .io import atomic_path, atomic_write_text
-    from .losses import cross_entropy
-    from .models.networks import FCNet, IncrementalNet
-    from .nn.module import child_seed
-    from .optim import SGD
-    from .rng import SRStream
-    from .trace import Trace
+    from intsim import __version__
+    from intsim.formats.atomic import atomic_path, atomic_write_text
+    from intsim.nn.losses import cross_entropy
+    from intsim.models.networks import FCNet, IncrementalNet
+    from intsim.nn.module import child_seed
+    from intsim.nn.optim import SGD
+    from intsim.core.rng import SRStream
+    from intsim.core.trace import Trace
 
     dp = resolve(numerics)
     nm = dp.numerics
     sr_seed = dp.seed if dp.seed is not None else seed
     if data is None:
-        from .datasets import load_dataset, minmax_preprocess
+        from intsim.datasets import load_dataset, minmax_preprocess
         ds = load_dataset("watch")
         subjects = np.unique(ds.subject)
         test_subj = np.random.default_rng(child_seed(seed, 7)).choice(subjects, 2, replace=False)

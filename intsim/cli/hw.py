@@ -55,7 +55,7 @@ def _error(cmd: str, msg) -> int:
 
 
 def cmd_golden(args) -> int:
-    from .golden import write_golden
+    from intsim.hw.golden import write_golden
     try:
         res = write_golden(args.datapath, args.model, args.batch, args.steps, args.seed,
                            args.out, args.hex, args.pack_int4)
@@ -69,14 +69,14 @@ def cmd_golden(args) -> int:
 
 
 def cmd_compare(args) -> int:
-    from .compare import compare, format_report, to_json
+    from intsim.hw.compare import compare, format_report, to_json
     try:
         res = compare(args.golden, args.dump, bit_patterns=args.bit_patterns)
     except (ValueError, FileNotFoundError, OSError) as e:
         return _error("compare", e)
     print(format_report(res, args.max_list))
     if args.json:
-        from .io import atomic_write_text
+        from intsim.formats.atomic import atomic_write_text
         atomic_write_text(args.json, json.dumps(to_json(res), indent=1) + "\n")
     return res.exit_code(args.require_all)
 
@@ -84,7 +84,7 @@ def cmd_compare(args) -> int:
 def cmd_overflow(args) -> int:
     import os
 
-    from .overflow import format_table, report, trace_training_run
+    from intsim.hw.overflow import format_table, report, trace_training_run
     sources = list(args.inputs or [])
     names = list(args.names) if args.names else None
     if not sources and not args.train:
@@ -94,7 +94,7 @@ def cmd_overflow(args) -> int:
     out = args.out or "overflow-report"
     try:
         for spec in args.train or []:
-            from .datapath import resolve
+            from intsim.core.datapath import resolve
             dp = resolve(spec)
             run_dir = os.path.join(out, "runs", dp.numerics.name)
             print(f"training FCNet on watch under {dp.numerics.name} → {run_dir}",

@@ -23,12 +23,12 @@ from typing import Any, Optional
 
 import numpy as np
 
-from .accumulator import int_matmul
-from .hadamard import block_size, fwht
-from .kernels.rescale import rescale, zero_clipped
-from .numerics import Numerics, QuantSpec
-from .quantize import quantize, quantize_log2
-from .rng import SRStream
+from intsim.core.accumulator import int_matmul
+from intsim.core.hadamard import block_size, fwht
+from intsim.kernels.rescale import rescale, zero_clipped
+from intsim.core.numerics import Numerics, QuantSpec
+from intsim.core.quantizer import quantize, quantize_log2
+from intsim.core.rng import SRStream
 
 #: Set (e.g. by the golden-vector writer) to an object with record(name, array) to capture
 #: every intermediate of the operator in execution order.

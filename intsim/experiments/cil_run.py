@@ -45,9 +45,9 @@ from typing import Any, Optional
 import numpy as np
 
 from intsim.datasets.registry import DATASET_NAMES
-from intsim.io import atomic_path, atomic_write_text
+from intsim.formats.atomic import atomic_path, atomic_write_text
 from intsim.models.learners import METHOD_NAMES
-from intsim.numerics import ACCUMULATORS, HADAMARD_RULES, OPERANDS, PRESET_NAMES, preset
+from intsim.core.numerics import ACCUMULATORS, HADAMARD_RULES, OPERANDS, PRESET_NAMES, preset
 
 NETWORKS = ("fcnet", "resnet32", "smallcnn")
 SCALINGS = ("minmax", "cifar", "none")
@@ -190,8 +190,8 @@ def apply_numerics_overrides(base, overrides: Optional[dict]):
     In a table, tile / tile_sum_bits "none", signed "auto" and scale "dynamic" mean None.
     Raises ConfigError naming the key for anything invalid.
     """
-    from intsim.accumulator import Accumulator
-    from intsim.numerics import QuantSpec
+    from intsim.core.accumulator import Accumulator
+    from intsim.core.numerics import QuantSpec
     if not overrides:
         return base
     changes: dict[str, Any] = {}
@@ -243,7 +243,7 @@ def build_numerics(cfg: dict):
     if name in PRESET_NAMES:
         base = preset(name)
     else:
-        from intsim.numerics import Numerics
+        from intsim.core.numerics import Numerics
         try:
             base = Numerics.from_toml(name)
         except (OSError, ValueError) as e:
@@ -490,7 +490,7 @@ def trace_summary(path: Path) -> dict:
     """Totals over trace.h5: saturation event rate (events per accumulation opportunity: per
     tile for clamp_tile, per MAC otherwise), fraction of saturated outputs, per layer."""
     import h5py
-    from intsim.trace import read_hdf5
+    from intsim.core.trace import read_hdf5
     out: dict[str, Any] = {"records": 0, "event_rate": None, "saturated_output_fraction": None,
                            "layers": []}
     if not path.exists():
@@ -735,7 +735,7 @@ class CILRun:
     def execute(self, quiet: bool = False) -> dict:
         """Train the remaining tasks, then write metrics.json, trace_summary.json and
         accuracy.png. Returns the metrics."""
-        from intsim.trace import Trace
+        from intsim.core.trace import Trace
         from tqdm import tqdm
         self._prepare_output()
         sc = self.scenario
@@ -760,7 +760,7 @@ class CILRun:
         metrics = compute_metrics(self.record, sc)
         _write_json_atomic(self.out / "metrics.json", metrics)
         _write_json_atomic(self.out / "trace_summary.json", trace_summary(self.trace_path))
-        from intsim.plots import plot_run
+        from intsim.experiments.plots import plot_run
         plot_run(metrics, self.out / "accuracy.png",
                  title=f"{self.cfg['dataset']} · {self.cfg['method']} · {self.numerics.name} "
                        f"· seed {self.cfg['seed']}")

@@ -52,8 +52,8 @@ def _error(msg: object) -> int:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    from intsim.cil import ConfigError
-    from intsim.sweep import Grid, _read_json, cell_state, format_summary, run_sweep
+    from intsim.experiments.cil_run import ConfigError
+    from intsim.experiments.sweep import Grid, _read_json, cell_state, format_summary, run_sweep
     if args.workers is not None and args.workers < 0:
         return _error("--workers must be >= 0")
     if args.threads < 1:

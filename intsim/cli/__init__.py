@@ -6,7 +6,7 @@ import sys
 
 
 def _cmd_bench(args) -> int:
-    from . import bench
+    from intsim.experiments import bench
     bench.run(quick=args.quick, only=args.only, json_path=args.json)
     return 0
 
@@ -15,7 +15,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="intsim", description=__doc__,
         epilog="Run 'intsim COMMAND --help' for the options of a command.")
-    from . import __version__
+    from intsim import __version__
     parser.add_argument("--version", action="version", version=f"intsim {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
@@ -31,7 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="run only these suites")
     p.set_defaults(func=_cmd_bench)
 
-    from . import cli_cil, cli_hw, cli_sweep
+    from intsim.cli import cil as cli_cil, hw as cli_hw, sweep as cli_sweep
     cli_cil.register(sub)
     cli_hw.register(sub)
     cli_sweep.register(sub)

@@ -16,7 +16,7 @@ from typing import Optional
 
 import numpy as np
 
-from .kernels import accumulate as K
+from intsim.kernels import accumulate as K
 
 MODES = tuple(K.MODE_CODES)
 

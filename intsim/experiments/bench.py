@@ -51,7 +51,7 @@ def _record(case: str, ours: float, base: float, **extra) -> dict:
 
 
 def bench_matmul(repeats: int) -> list[dict]:
-    from .accumulator import Accumulator, int_matmul
+    from intsim.core.accumulator import Accumulator, int_matmul
     out = []
     rng = np.random.default_rng(0)
     for mode, M, K, N in MATMUL_CASES:
@@ -66,7 +66,7 @@ def bench_matmul(repeats: int) -> list[dict]:
 
 
 def bench_fwht(repeats: int) -> list[dict]:
-    from .hadamard import fwht, hadamard_matrix
+    from intsim.core.hadamard import fwht, hadamard_matrix
     out = []
     rng = np.random.default_rng(1)
     for n in FWHT_SIZES:
@@ -82,8 +82,8 @@ def bench_fwht(repeats: int) -> list[dict]:
 
 
 def bench_quantize(repeats: int) -> list[dict]:
-    from .quantize import quantize
-    from .rng import SRStream
+    from intsim.core.quantizer import quantize
+    from intsim.core.rng import SRStream
     x = np.random.default_rng(2).standard_normal((128, 4096)).astype(np.float32)
     s = SRStream(0)
     ours = median_seconds(lambda: quantize(x, 4, rounding="stochastic", rng=s), repeats, 0.02)
@@ -93,11 +93,11 @@ def bench_quantize(repeats: int) -> list[dict]:
 
 def _fcnet_step(preset_name: str):
     """One SGD step of FCNet 405→405→405 + 19-class head, batch 128, as a closure."""
-    from .losses import cross_entropy
-    from .models.networks import FCNet, IncrementalNet
-    from .numerics import preset
-    from .optim import SGD
-    from .rng import SRStream
+    from intsim.nn.losses import cross_entropy
+    from intsim.models.networks import FCNet, IncrementalNet
+    from intsim.core.numerics import preset
+    from intsim.nn.optim import SGD
+    from intsim.core.rng import SRStream
     rng = np.random.default_rng(3)
     x = rng.uniform(-1, 1, (128, 405)).astype(np.float32)
     y = rng.integers(0, 19, 128)
@@ -135,8 +135,8 @@ def time_cil_tasks(numerics: str, epochs: int, tasks: int = CIL_TASKS,
     """
     import tempfile
 
-    from .cil import CILRun, resolve_config
-    from .models.learners.base import Callbacks
+    from intsim.experiments.cil_run import CILRun, resolve_config
+    from intsim.models.learners.base import Callbacks
 
     class Clock(Callbacks):
         def __init__(self):
@@ -185,7 +185,7 @@ def time_cil_run(numerics: str, epochs: int, trace_every: int,
     """Wall seconds of a whole `intsim cil` run (all tasks, writing trace.h5 and plots)."""
     import tempfile
 
-    from .cil import resolve_config, run
+    from intsim.experiments.cil_run import resolve_config, run
     with tempfile.TemporaryDirectory() as out:
         cfg = resolve_config(dict(dataset=dataset, method=method, numerics=numerics,
                                   epochs=epochs, out=out, trace_every=trace_every))
@@ -219,7 +219,7 @@ def run(quick: bool = False, only: list[str] | None = None, json_path: str | Non
         records.extend(fn(repeats))
     echo(format_table(records))
     if json_path:
-        from .io import atomic_write_text
+        from intsim.formats.atomic import atomic_write_text
         atomic_write_text(json_path, json.dumps(records, indent=2))
     return records
 

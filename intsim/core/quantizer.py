@@ -15,8 +15,8 @@ from typing import Optional, Union
 
 import numpy as np
 
-from .kernels import quantize as K
-from .rng import SRDraw, SRStream
+from intsim.kernels import quantize as K
+from intsim.core.rng import SRDraw, SRStream
 
 ROUNDINGS = tuple(K.ROUNDING_CODES)
 

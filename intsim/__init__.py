@@ -10,11 +10,12 @@ Public API (NUMERICS.md is the normative spec of every step):
 """
 from intsim.core.accumulator import Accumulator, int_matmul
 from intsim.core.hadamard import fwht
-from intsim.core.numerics import Numerics, QuantSpec, preset
-from intsim.core.quantizer import QTensor, quantize
+from intsim.core.numerics import Numerics
+from intsim.core.presets import preset
+from intsim.core.quantizer import QTensor, QuantSpec, quantize
 from intsim.core.rng import SRDraw, SRStream
 from intsim.core.trace import Trace
 
-__version__ = "0.1.0"
+from intsim._version import __version__
 __all__ = ["quantize", "QTensor", "SRStream", "SRDraw", "fwht", "Accumulator", "int_matmul",
            "Trace", "QuantSpec", "Numerics", "preset", "__version__"]

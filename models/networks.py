@@ -107,7 +107,7 @@ class SmallCNN(Sequential):
 
 class IncrementalHead(Linear):
     """Growable classifier: logits = f·Wᵀ + b, W (n_classes, in_dim), b (n_classes,), the matmul
-    through qlinear like every layer (PyCIL SimpleLinear: bias, init gain 1 ("linear"), b = 0).
+    through the linear operator like every layer (PyCIL SimpleLinear: bias, init gain 1 ("linear"), b = 0).
 
     grow(n_new, seed) appends n_new rows drawn N(0, 1/in_dim) from default_rng(seed) and zero
     biases; old rows are kept bit-exactly. Gradients are reset (zero) to the new shape."""

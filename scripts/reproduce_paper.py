@@ -4,7 +4,7 @@
     python scripts/reproduce_paper.py --data-dir ~/data/dsads --dataset dsads
 
 FCNet (in→in→in), 100 epochs per task, SGD lr 0.01 (momentum 0.9, wd 2e-4), batch 128,
-memory 200, 2 classes first and per task, the subject split of hdqt.md — i.e. the defaults of
+memory 200, 2 classes first and per task, the paper's subject split — i.e. the defaults of
 `intsim cil` for these data sets — for each method, numerics preset and seed. Each run is an
 `intsim cil` run folder under --out; finished runs (metrics.json present) are reused and
 killed ones resume from their checkpoint, so the script can be rerun after an interruption.
@@ -13,7 +13,7 @@ The paper's numbers are average incremental accuracy (CNN classifier), mean over
     python scripts/reproduce_paper.py --data-dir ~/data/dsads --dataset dsads --sweep
 
 --sweep runs the same grid (data set × methods × numerics × seeds) through `intsim sweep`
-(intsim.sweep): the cells run in parallel on a Dask LocalCluster sized to the machine (or on
+(intsim.experiments.sweep): the cells run in parallel on a Dask LocalCluster sized to the machine (or on
 --scheduler tcp://host:port), complete cells are skipped and killed ones resume, and --out also
 gets results.parquet/.csv, summary.csv and the plots. --acc-bits / --operand-bits add the
 paper's accumulator / operand sweeps for the quantized presets (e.g. --acc-bits 4 8 12 16).
@@ -25,9 +25,16 @@ import json
 import sys
 from pathlib import Path
 
-import numpy as np
+import pandas as pd
 
-# hdqt.md "Paper results": (dataset, method) → (FP32, HDQT 4-bit / 8-bit acc), AIA in %
+from intsim.cli.progress import RunBars
+from intsim.datasets import load_dataset
+from intsim.experiments.cil_run import run
+from intsim.experiments.config import resolve_config
+from intsim.experiments.records import mean_std
+from intsim.experiments.sweep import Grid, config_label, field_columns, run_sweep
+
+# the paper's results (docs/method.md): (dataset, method) → (FP32, HDQT 4-bit / 8-bit acc), AIA %
 PAPER_AIA = {("dsads", "icarl"): (83.99, 83.63), ("pamap2", "icarl"): (87.14, 87.01),
              ("hapt", "icarl"): (89.94, 88.94), ("dsads", "bic"): (82.94, 80.72),
              ("dsads", "lwf"): (34.30, 35.37)}
@@ -35,15 +42,13 @@ PAPER_NUMERICS = {"fp32": 0, "hdqt": 1, "hdqt_paper": 1}
 
 
 def run_one(dataset, data_dir, method, numerics, seed, epochs, out_root, quiet=True) -> dict:
-    from intsim.experiments.cil_run import run
-    from intsim.experiments.cil_run import resolve_config
     out = Path(out_root) / f"{dataset}-{method}-{numerics}-seed{seed}"
     if (out / "metrics.json").exists():
         return json.loads((out / "metrics.json").read_text())
     cfg = resolve_config(dict(dataset=dataset, data_dir=data_dir, method=method,
                               numerics=numerics, seed=seed, epochs=epochs, out=str(out)))
     resume = (out / "config.json").exists()
-    return run(cfg, resume=resume, quiet=quiet)
+    return run(cfg, resume=resume, progress=None if quiet else RunBars("reproduce_paper"))
 
 
 def table(rows: list[dict]) -> str:
@@ -63,21 +68,13 @@ def table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def mean_std(values) -> str:
-    v = np.asarray(values, float)
-    if len(v) == 0:
-        return "—"
-    sd = v.std(ddof=1) if len(v) > 1 else 0.0
-    return f"{v.mean():6.2f} ± {sd:5.2f}"
-
-
 #: the paper's quantized setting: knob values under which its HDQT number applies
 PAPER_KNOBS = {"acc_bits": 8, "operand_bits": 4}
 
 
 def paper_grid(dataset, data_dir, methods, numerics, seeds, epochs, acc_bits=None,
                operand_bits=None) -> dict:
-    """The paper's HAR grid as an intsim.sweep grid document."""
+    """The paper's HAR grid as an intsim sweep grid document."""
     doc = {"name": f"paper HAR grid: {dataset}", "datasets": [dataset], "methods": list(methods),
            "numerics": list(numerics), "seeds": list(range(seeds)),
            "settings": {"epochs": epochs}, "data_dirs": {dataset: str(data_dir)}}
@@ -93,8 +90,6 @@ def paper_grid(dataset, data_dir, methods, numerics, seeds, epochs, acc_bits=Non
 
 def sweep_rows(results) -> list[dict]:
     """Table rows (mean ± std over the successful seeds) from a sweep's results table."""
-    import pandas as pd
-    from intsim.experiments.sweep import config_label, field_columns
     fields = field_columns(results)
     rows = []
     for _, g in results.groupby("group", sort=False):
@@ -111,8 +106,6 @@ def sweep_rows(results) -> list[dict]:
 
 
 def run_sweep_grid(args, methods) -> int:
-    from intsim.datasets import load_dataset
-    from intsim.experiments.sweep import Grid, run_sweep
     load_dataset(args.dataset, args.data_dir)     # a missing data set: one clear error now
     grid = Grid.from_dict(paper_grid(args.dataset, args.data_dir, methods, args.numerics,
                                      args.seeds, args.epochs, args.acc_bits, args.operand_bits))

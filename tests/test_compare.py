@@ -8,7 +8,8 @@ import pytest
 
 from intsim.cli import main as hw_main
 from intsim.hw.compare import compare, format_report
-from intsim.hw.golden import read_op_order, write_golden
+from intsim.formats.golden_file import read_op_order
+from intsim.hw.golden import write_golden
 
 
 @pytest.fixture(scope="module")

@@ -8,8 +8,9 @@ from hypothesis import given
 
 import intsim
 from intsim import Accumulator, Numerics, QuantSpec, preset
-from intsim.core.datapath import Datapath, dumps, from_mapping, load, loads, resolve
-from intsim.core.numerics import PRESET_NAMES
+from intsim.core.numerics import Datapath, dumps, from_mapping, load, loads
+from intsim.core.resolve import resolve_numerics as resolve
+from intsim.core.presets import PRESET_NAMES
 from intsim.testing import datapaths, numerics_specs
 
 EXAMPLES = pathlib.Path(__file__).resolve().parents[1] / "examples"

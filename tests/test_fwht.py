@@ -1,4 +1,4 @@
-"""Tests for intsim.hadamard.fwht (fast Walsh–Hadamard transform) and its oracle.
+"""Tests for intsim.core.hadamard.fwht (fast Walsh–Hadamard transform) and its oracle.
 
 Oracles: fwht_reference (definition H[i, j] = (-1)^popcount(i & j) with Python ints; the
 documented butterfly order with scalar float arithmetic) and hadamard_matrix (the Sylvester

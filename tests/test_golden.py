@@ -13,8 +13,11 @@ from hypothesis import given, settings
 from helpers import run_python
 from intsim import SRStream, preset
 from intsim.cli import main as hw_main
-from intsim.hw.golden import (FORMAT, element_random_bits, hadamard_range, parse_model, read_hex,
-                           read_op_order, run_golden, to_hex_lines, width_of_range, write_golden)
+from intsim.core.ranges import hadamard_range, width_of_range
+from intsim.core.rng import element_random_bits
+from intsim.formats.golden_file import FORMAT, read_op_order
+from intsim.formats.hexfile import read_hex, to_hex_lines
+from intsim.hw.golden import parse_model, run_golden, write_golden
 from intsim.kernels.hashing import element_bits
 from intsim.testing import numerics_specs
 

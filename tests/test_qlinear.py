@@ -1,6 +1,6 @@
-"""Quantized layers equal a direct composition of the numerics-core primitives (hdqt.md).
+"""Quantized layers equal a direct composition of the numerics-core primitives (docs/method.md).
 
-The reference below is written from hdqt.md's equations, one group at a time, with the
+The reference below is written from the method's equations (docs/method.md), one group at a time, with the
 float32 operation order of NUMERICS.md §6; the layers must match it bit for bit.
 """
 import dataclasses
@@ -45,7 +45,7 @@ def H(x, axis, rule):
 
 
 def reference(x3, W, G3, nm, stream):
-    """(y, dx, dW) for x3 (G, R, K), W (N, K), G3 = dL/dy (G, R, N), per hdqt.md."""
+    """(y, dx, dW) for x3 (G, R, K), W (N, K), G3 = dL/dy (G, R, N), per docs/method.md."""
     s = {name: stream.child(name) for name in ("w_fwd", "a_fwd", "g_in", "w_bwd", "g_w",
                                                "a_bwd")}
     qw = q(W, nm.w_fwd, s["w_fwd"])

@@ -8,7 +8,8 @@ from hypothesis.extra import numpy as hnp
 from helpers import run_python
 from intsim import SRDraw, SRStream, quantize
 from intsim.kernels.quantize import quantize_reference
-from intsim.core.quantizer import code_dtype, code_range, pow2_ceil
+from intsim.core.quantizer import pow2_ceil
+from intsim.core.ranges import code_dtype, code_range
 
 ROUNDINGS = ["nearest", "half_away", "half_up", "floor", "stochastic"]
 
@@ -263,7 +264,8 @@ def test_parallel_kernel_equals_serial_kernel(rounding, monkeypatch):
 
 def test_log2_quantizer_matches_oracle():
     from intsim.kernels.quantize import quantize_log2_reference
-    from intsim.core.quantizer import log2_top, quantize_log2
+    from intsim.core.quantizer import quantize_log2
+    from intsim.core.ranges import log2_top
     r = np.random.default_rng(8)
     x = (r.standard_normal(2000) * np.exp(r.uniform(-8, 3, 2000))).astype(np.float32)
     x[:4] = [0.0, -0.0, x.max(), -np.abs(x).max()]

@@ -1,17 +1,22 @@
 """The `intsim cil` and `intsim demo` subcommands.
 
-intsim/cli.py adds them with `register(subparsers)`. Bad input (unknown data set, method or
-preset, a missing data folder, a bad config file) prints one line `intsim cil: error: ...`
-to stderr and exits with code 2."""
+intsim/cli/__init__.py adds them with `register(subparsers)`. Bad input (unknown data set,
+method or preset, a missing data folder, a bad config file) prints one line
+`intsim cil: error: ...` to stderr and exits with code 2."""
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-import time
 from pathlib import Path
 
-import numpy as np
+from intsim.cli.common import INTERRUPTED, error
+from intsim.cli.progress import RunBars
+from intsim.core.presets import PRESET_NAMES
+from intsim.datasets.registry import DATASET_NAMES
+from intsim.experiments import demo
+from intsim.experiments.cil_run import CILRun
+from intsim.experiments.config import DEFAULTS, ConfigError, resolve_config
+from intsim.models.learners import METHOD_NAMES
 
 CIL_HELP = "run one class-incremental learning experiment"
 CIL_DESCRIPTION = """\
@@ -25,15 +30,9 @@ more: milestones, hidden, network, method_params, dataset_params, ...); flags wi
 file. Every random choice derives from --seed."""
 
 DEMO_HELP = "iCaRL on the real smartwatch data with fp32, int4 and hdqt numerics"
-DEMO_PRESETS = ("fp32", "int4", "hdqt")
-DEMO_EPOCHS = 100     # the paper's HAR setting; ~7 s per quantized run on 2 cores
-DEMO_SEEDS = 3
 
 
 def _add_cil_arguments(p: argparse.ArgumentParser) -> None:
-    from intsim.datasets.registry import DATASET_NAMES
-    from intsim.models.learners import METHOD_NAMES
-    from intsim.core.numerics import PRESET_NAMES
     p.add_argument("--dataset", choices=DATASET_NAMES, help="data set")
     p.add_argument("--data-dir", metavar="PATH",
                    help="folder with the downloaded data (dsads, pamap2, hapt, cifar100; "
@@ -75,19 +74,18 @@ def register(subparsers) -> None:
                     "comparison.png and summary.json into --out.")
     d.add_argument("--out", metavar="DIR", default="intsim-demo",
                    help="output folder (default ./intsim-demo)")
-    d.add_argument("--epochs", type=int, help=f"epochs per task (default {DEMO_EPOCHS})")
+    d.add_argument("--epochs", type=int, help=f"epochs per task (default {demo.EPOCHS})")
     d.add_argument("--quick", action="store_true",
                    help="1 epoch per task, 1 seed (smoke test)")
     d.add_argument("--seeds", type=int,
-                   help=f"number of seeds, --seed, --seed+1, ... (default {DEMO_SEEDS})")
+                   help=f"number of seeds, --seed, --seed+1, ... (default {demo.SEEDS})")
     d.add_argument("--seed", type=int, default=0, help="first master seed (default 0)")
     d.add_argument("--quiet", action="store_true", help="no progress bars")
     d.set_defaults(func=cmd_demo)
 
 
-def _error(cmd: str, msg: object) -> int:
-    print(f"intsim {cmd}: error: {msg}", file=sys.stderr)
-    return 2
+CLI_SETTINGS = ("dataset", "data_dir", "method", "numerics", "seed", "epochs", "lr", "batch_size",
+                "memory", "init_cls", "increment", "out", "trace_every")
 
 
 def _fmt(v, spec=".2f") -> str:
@@ -95,21 +93,17 @@ def _fmt(v, spec=".2f") -> str:
 
 
 def cmd_cil(args: argparse.Namespace) -> int:
-    from intsim.experiments.cil_run import CILRun, ConfigError, resolve_config
-    cli = {k: getattr(args, k) for k in ("dataset", "data_dir", "method", "numerics", "seed",
-                                         "epochs", "lr", "batch_size", "memory", "init_cls",
-                                         "increment", "out", "trace_every")}
     try:
-        cfg = resolve_config(cli, args.config)
+        cfg = resolve_config({k: getattr(args, k) for k in CLI_SETTINGS}, args.config)
         run = CILRun.prepare(cfg, resume=args.resume, overwrite=args.overwrite)
     except (ConfigError, FileNotFoundError, NotADirectoryError, ValueError, TypeError) as e:
-        return _error("cil", e)
+        return error("cil", e)
     try:
-        metrics = run.execute(quiet=args.quiet)
+        metrics = run.execute(RunBars("cil", args.quiet))
     except KeyboardInterrupt:
         print(f"intsim cil: interrupted; continue with --resume --out {cfg['out']}",
               file=sys.stderr)
-        return 130
+        return INTERRUPTED
     if not args.quiet:
         line = (f"{cfg['dataset']} {cfg['method']} {cfg['numerics']} seed {cfg['seed']}: "
                 f"CNN AIA {_fmt(metrics['aia'])}  last {_fmt(metrics['last'])}  "
@@ -122,101 +116,28 @@ def cmd_cil(args: argparse.Namespace) -> int:
     return 0
 
 
-def _mean_std(values) -> str:
-    v = np.array([np.nan if x is None else x for x in values], dtype=float)
-    if len(v) == 0 or np.all(np.isnan(v)):
-        return "—"
-    if len(v) == 1:
-        return f"{v[0]:.2f}"
-    return f"{np.mean(v):.2f} ± {np.std(v, ddof=1):.2f}"
-
-
-DEMO_COLUMNS = (("AIA", "aia"), ("last", "last"), ("forgetting", "forgetting"),
-                ("NME AIA", "nme_aia"), ("NME last", "nme_last"))
-
-
-def demo_table(rows: list[dict]) -> str:
-    """The demo's comparison table: per preset, mean ± std over seeds (sample std)."""
-    head = ["numerics", *(c for c, _ in DEMO_COLUMNS), "sat.events/op", "sat.outputs",
-            "time s"]
-    body = []
-    for r in rows:
-        ev = [x for x in r["event_rate"] if x is not None]
-        so = [x for x in r["saturated_output_fraction"] if x is not None]
-        body.append([r["numerics"], *(_mean_std(r[k]) for _, k in DEMO_COLUMNS),
-                     f"{np.mean(ev):.2e}" if ev else "—",
-                     f"{100 * np.mean(so):.2f}%" if so else "—",
-                     f"{np.sum(r['seconds']):.0f}"])
-    full = [b for b in body if len(b) == len(head)]
-    widths = [max(len(str(x[i])) for x in [head] + full) for i in range(len(head))]
-
-    def line(cells):
-        if len(cells) != len(head):
-            return f"{cells[0]:<{widths[0]}} | {cells[1]}"
-        return " | ".join(f"{c:<{w}}" if i == 0 else f"{c:>{w}}"
-                          for i, (c, w) in enumerate(zip(cells, widths)))
-    out = [line(head), "-" * len(line(head))]
-    return "\n".join(out + [line(b) for b in body])
-
-
 def cmd_demo(args: argparse.Namespace) -> int:
-    from intsim.experiments.cil_run import DEFAULTS, CILRun, ConfigError, resolve_config
-    from intsim.formats.atomic import atomic_write_text
-    from intsim.experiments.plots import plot_comparison
-    epochs = 1 if args.quick else (args.epochs if args.epochs is not None else DEMO_EPOCHS)
-    n_seeds = 1 if args.quick else (args.seeds if args.seeds is not None else DEMO_SEEDS)
+    epochs = 1 if args.quick else (args.epochs if args.epochs is not None else demo.EPOCHS)
+    n_seeds = 1 if args.quick else (args.seeds if args.seeds is not None else demo.SEEDS)
     if epochs < 1 or n_seeds < 1:
-        return _error("demo", "--epochs and --seeds must be >= 1")
+        return error("demo", "--epochs and --seeds must be >= 1")
     seeds = list(range(args.seed, args.seed + n_seeds))
     out = Path(args.out)
     print(f"intsim demo: iCaRL on the real smartwatch 'watch' data (seglearn; 54 features, "
           f"7 classes in 4 tasks of 2/2/2/1, memory 200), {epochs} epoch(s) per task, "
           f"seed(s) {', '.join(map(str, seeds))}", flush=True)
-    rows, curves = [], {}
-    for name in DEMO_PRESETS:
-        row = {"numerics": name, "seeds": seeds, "runs": []}
-        row.update({k: [] for _, k in DEMO_COLUMNS})
-        row.update(event_rate=[], saturated_output_fraction=[], seconds=[])
-        per_seed = []
-        for seed in seeds:
-            folder = out / f"{name}-seed{seed}"
-            cfg_in = {"dataset": "watch", "method": "icarl", "numerics": name, "seed": seed,
-                      "epochs": epochs, "out": str(folder)}
-            try:
-                cfg = resolve_config(cfg_in)
-                run = CILRun.prepare(cfg, overwrite=True)
-            except (ConfigError, FileNotFoundError, ValueError, TypeError) as e:
-                return _error("demo", e)
-            t0 = time.perf_counter()
-            metrics = run.execute(quiet=args.quiet)
-            row["seconds"].append(time.perf_counter() - t0)
-            summary = json.loads((folder / "trace_summary.json").read_text())
-            for _, k in DEMO_COLUMNS:
-                row[k].append(metrics.get(k))
-            row["event_rate"].append(summary.get("event_rate"))
-            row["saturated_output_fraction"].append(summary.get("saturated_output_fraction"))
-            row["runs"].append(str(folder))
-            per_seed.append(metrics)
-        rows.append(row)
-        if per_seed:
-            curves[name] = {
-                f"{p}{key}": np.mean([np.array(m[f"{p}{key}"], dtype=float) for m in per_seed],
-                                     axis=0).tolist()
-                for p in ("", "nme_") for key in ("accuracy_curve", "aia")}
-    print(demo_table(rows))
+    try:
+        rows, _ = demo.run_demo(out, epochs, seeds, lambda name, seed: RunBars(
+            "demo", args.quiet, f"{name} seed {seed}"))
+    except (ConfigError, FileNotFoundError, ValueError, TypeError) as e:
+        return error("demo", e)
+    print(demo.demo_table(rows))
     print(f"AIA / last: accuracy on all seen classes (percent), mean ± std over {len(seeds)} "
           f"seed(s); forgetting: Chaudhry (mean over old tasks of best-before-last minus last); "
           f"no prefix = network classifier (CNN), NME = nearest mean of exemplars (float). "
           f"sat.events/op: accumulator saturation events per accumulation opportunity; "
           f"sat.outputs: share of matmul outputs hit by saturation (trace.h5, every "
           f"{DEFAULTS['trace_every']}th training step; — = fp32, no integer matmuls).")
-    if curves:
-        plot_comparison(curves, out / "comparison.png",
-                        title=f"iCaRL on watch: mean over {len(seeds)} seed(s), {epochs} "
-                              f"epoch(s)/task")
-    atomic_write_text(str(out / "summary.json"),
-                      json.dumps({"epochs": epochs, "seeds": seeds, "rows": rows}, indent=2)
-                      + "\n")
     print(f"wrote {out}/comparison.png, {out}/summary.json and one run folder per preset and "
           f"seed ({out}/<preset>-seed<k>/)")
     return 0

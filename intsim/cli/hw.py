@@ -1,14 +1,23 @@
 """The hardware-verification subcommands: `intsim golden`, `intsim compare`,
 `intsim overflow-report`.
 
-intsim/cli.py adds them with `register(subparsers)`. Exit codes: 0 success (compare:
+intsim/cli/__init__.py adds them with `register(subparsers)`. Exit codes: 0 success (compare:
 everything present matches), 1 a mismatch found by compare, 2 bad input (one line `intsim
 COMMAND: error: ...` on stderr)."""
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
+
+from intsim.cli.common import error
+from intsim.core.resolve import resolve_numerics
+from intsim.formats.atomic import atomic_write_text
+from intsim.hw.compare import compare, format_report, to_json
+from intsim.hw.golden import write_golden
+from intsim.hw.overflow import format_table, report
+from intsim.hw.overflow_train import trace_training_run
 
 GOLDEN_DESCRIPTION = """\
 Run S seeded training steps of FCNet + a linear head with the datapath's numerics on every
@@ -19,10 +28,11 @@ gradient codes and the updated weights (SGD lr 0.01, momentum 0.9).
 
 Inputs are uniform [-1, 1) float32 from numpy default_rng(SEED), labels uniform over the
 classes. SEED also seeds the weight init; the stochastic-rounding stream uses the datapath's
-`seed` if it has one, else SEED. The layout is documented in intsim/golden.py and the README.
+`seed` if it has one, else SEED. The layout is documented in intsim/formats/golden_file.py
+and the README.
 
 example:
-  intsim golden --datapath examples/datapath_hdqt.toml --model fcnet:16,16,16,4 \\
+  intsim golden --numerics examples/datapath_hdqt.toml --model fcnet:16,16,16,4 \\
       --batch 8 --steps 2 --seed 0 --out golden.h5 --hex hex/"""
 
 COMPARE_DESCRIPTION = """\
@@ -49,18 +59,12 @@ largest_pow2' appended), e.g. to show what the Hadamard domain does to accumulat
   intsim overflow-report --train hdqt_paper hdqt hdqt:hadamard=none --epochs 5 --out ovf/"""
 
 
-def _error(cmd: str, msg) -> int:
-    print(f"intsim {cmd}: error: {msg}", file=sys.stderr)
-    return 2
-
-
 def cmd_golden(args) -> int:
-    from intsim.hw.golden import write_golden
     try:
-        res = write_golden(args.datapath, args.model, args.batch, args.steps, args.seed,
+        res = write_golden(args.numerics, args.model, args.batch, args.steps, args.seed,
                            args.out, args.hex, args.pack_int4)
     except (ValueError, FileNotFoundError) as e:
-        return _error("golden", e)
+        return error("golden", e)
     print(f"wrote {res.path}: {res.n_tensors} tensors, "
           f"{res.steps} steps, losses {', '.join(f'{v:.6f}' for v in res.losses)}")
     if res.hex_manifest:
@@ -69,33 +73,27 @@ def cmd_golden(args) -> int:
 
 
 def cmd_compare(args) -> int:
-    from intsim.hw.compare import compare, format_report, to_json
     try:
         res = compare(args.golden, args.dump, bit_patterns=args.bit_patterns)
     except (ValueError, FileNotFoundError, OSError) as e:
-        return _error("compare", e)
+        return error("compare", e)
     print(format_report(res, args.max_list))
     if args.json:
-        from intsim.formats.atomic import atomic_write_text
         atomic_write_text(args.json, json.dumps(to_json(res), indent=1) + "\n")
     return res.exit_code(args.require_all)
 
 
 def cmd_overflow(args) -> int:
-    import os
-
-    from intsim.hw.overflow import format_table, report, trace_training_run
     sources = list(args.inputs or [])
     names = list(args.names) if args.names else None
     if not sources and not args.train:
-        return _error("overflow-report", "give INPUT trace files/run folders or --train")
+        return error("overflow-report", "give INPUT trace files/run folders or --train")
     if names and len(names) != len(sources) + len(args.train or []):
-        return _error("overflow-report", "--names needs one name per input (and per --train)")
+        return error("overflow-report", "--names needs one name per input (and per --train)")
     out = args.out or "overflow-report"
     try:
         for spec in args.train or []:
-            from intsim.core.datapath import resolve
-            dp = resolve(spec)
+            dp = resolve_numerics(spec)
             run_dir = os.path.join(out, "runs", dp.numerics.name)
             print(f"training FCNet on watch under {dp.numerics.name} → {run_dir}",
                   file=sys.stderr)
@@ -106,7 +104,7 @@ def cmd_overflow(args) -> int:
             sources.append(run_dir)
         summary = report(sources, out, names, plot=not args.no_plot)
     except (ValueError, FileNotFoundError, OSError) as e:
-        return _error("overflow-report", e)
+        return error("overflow-report", e)
     print(format_table(summary))
     print(f"\nwrote {out}/overflow_summary.csv, overflow_steps.csv, overflow_hist.csv"
           + ("" if args.no_plot else ", overflow.png"))
@@ -118,8 +116,10 @@ def register(subparsers) -> None:
     raw = argparse.RawDescriptionHelpFormatter
     p = subparsers.add_parser("golden", help="write golden vectors of seeded training steps",
                               description=GOLDEN_DESCRIPTION, formatter_class=raw)
-    p.add_argument("--datapath", required=True, metavar="FILE.toml",
-                   help="datapath description (TOML, see examples/) or a preset name")
+    p.add_argument("--numerics", "--datapath", dest="numerics", required=True,
+                   metavar="PRESET|FILE.toml",
+                   help="numerics preset or datapath description (TOML, see examples/); "
+                        "--datapath is the same option")
     p.add_argument("--model", default="fcnet:16,16,16,4",
                    metavar="fcnet:IN,HIDDEN,FEATURE[,CLASSES]",
                    help="FCNet backbone dims and head classes (default fcnet:16,16,16,4; "
@@ -158,9 +158,9 @@ def register(subparsers) -> None:
     o.add_argument("--out", metavar="DIR", help="output folder (default ./overflow-report)")
     o.add_argument("--names", nargs="+", metavar="NAME",
                    help="legend names, one per input (then per --train datapath)")
-    o.add_argument("--train", nargs="+", metavar="DATAPATH",
-                   help="first train FCNet on the watch data under each datapath (preset or "
-                        "TOML, optional ':hadamard=RULE') and report on those traces")
+    o.add_argument("--train", nargs="+", metavar="NUMERICS",
+                   help="first train FCNet on the watch data under each numerics (preset or "
+                        "datapath TOML, optional ':hadamard=RULE') and report on those traces")
     o.add_argument("--epochs", type=int, default=5, help="--train epochs (default 5)")
     o.add_argument("--seed", type=int, default=0, help="--train seed (default 0)")
     o.add_argument("--hidden", type=int, default=None,

@@ -1,6 +1,6 @@
 """The `intsim sweep` subcommand.
 
-intsim/cli.py adds it with `register(subparsers)`. A bad grid file prints one line `intsim
+intsim/cli/__init__.py adds it with `register(subparsers)`. A bad grid file prints one line `intsim
 sweep: error: ...` and exits with code 2; a sweep in which some cells failed exits with code
 1 after writing every table (the failures are listed in results and in
 DIR/runs/<cell>/error.txt); Ctrl-C exits with 130."""
@@ -9,6 +9,13 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+
+from intsim.cli.common import INTERRUPTED, error
+from intsim.cli.progress import SweepBars
+from intsim.experiments.config import ConfigError
+from intsim.experiments.sweep import Grid, cell_state, format_summary, run_sweep
+from intsim.experiments.sweep.grid import __doc__ as GRID_FORMAT
+from intsim.formats.run_folder import read_json
 
 SWEEP_HELP = "run a grid of intsim cil experiments on Dask and aggregate them"
 SWEEP_DESCRIPTION = """\
@@ -21,8 +28,9 @@ DIR/results.parquet (results.csv without pyarrow; one row per cell and seed), DI
 acc_vs_tile.png (when swept) and per_task.png.
 
 Restartable: rerun the same command after a crash or kill — complete cells are skipped, started
-ones resume from their last checkpoint, failed ones are retried. The grid format is documented
-in intsim/sweep.py."""
+ones resume from their last checkpoint, failed ones are retried.
+
+""" + GRID_FORMAT.split("\n", 2)[2]
 
 
 def register(subparsers) -> None:
@@ -46,27 +54,20 @@ def register(subparsers) -> None:
     p.set_defaults(func=cmd_sweep)
 
 
-def _error(msg: object) -> int:
-    print(f"intsim sweep: error: {msg}", file=sys.stderr)
-    return 2
-
-
 def cmd_sweep(args: argparse.Namespace) -> int:
-    from intsim.experiments.cil_run import ConfigError
-    from intsim.experiments.sweep import Grid, _read_json, cell_state, format_summary, run_sweep
     if args.workers is not None and args.workers < 0:
-        return _error("--workers must be >= 0")
+        return error("sweep", "--workers must be >= 0")
     if args.threads < 1:
-        return _error("--threads must be >= 1")
+        return error("sweep", "--threads must be >= 1")
     if args.scheduler is not None and args.workers is not None:
-        return _error("--workers sizes the local cluster; it cannot be used with --scheduler")
+        return error("sweep", "--workers sizes the local cluster; it cannot be used with --scheduler")
     try:
         grid = Grid.load(args.grid)
         if args.dry_run:
             cells = grid.cells(args.out, threads=args.threads)
             states = [cell_state(c) for c in cells]
             for c, s in zip(cells, states):
-                st = _read_json(Path(c.dir) / "status.json") or {}
+                st = read_json(Path(c.dir) / "status.json") or {}
                 note = (f"  (last attempt failed: {st.get('error')})"
                         if s != "done" and st.get("status") == "error" else "")
                 print(f"{s:8s} {c.id}{note}")
@@ -74,13 +75,14 @@ def cmd_sweep(args: argparse.Namespace) -> int:
             print(f"{len(cells)} cells: " + ", ".join(f"{v} {k}" for k, v in counts.items()))
             return 0
         res = run_sweep(grid, args.out, scheduler=args.scheduler, workers=args.workers,
-                        threads=args.threads, quiet=args.quiet, plots=not args.no_plots)
+                        threads=args.threads, quiet=args.quiet, plots=not args.no_plots,
+                        progress=SweepBars(args.quiet))
     except (ConfigError, FileNotFoundError, ValueError) as e:
-        return _error(e)
+        return error("sweep", e)
     except KeyboardInterrupt:
         print("intsim sweep: interrupted; rerun the same command to finish the remaining "
               "cells", file=sys.stderr)
-        return 130
+        return INTERRUPTED
     if not args.quiet:
         print(format_summary(res.summary))
         print(f"{len(res.cells)} cells: {res.n_run} run, {res.n_skipped} already complete, "

@@ -12,13 +12,18 @@ saturating otherwise (same symmetric rule).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
+from typing import TYPE_CHECKING, Optional, Union
 
 import numpy as np
 
+from intsim.core.modes import AccMode
+from intsim.core.ranges import effective_tile, n_tiles, register_range, twos_complement_range
 from intsim.kernels import accumulate as K
 
-MODES = tuple(K.MODE_CODES)
+if TYPE_CHECKING:
+    from intsim.core.trace import Trace
+
+MODES = AccMode.values()
 
 
 @dataclass(frozen=True)
@@ -26,7 +31,7 @@ class Accumulator:
     """An accumulator datapath: register width, K-tile, overflow mode, tile-sum register."""
     bits: int = 8
     tile: Optional[int] = 32
-    mode: str = "saturate"
+    mode: Union[AccMode, str] = AccMode.SATURATE
     symmetric: bool = True
     tile_sum_bits: Optional[int] = None
 
@@ -37,8 +42,7 @@ class Accumulator:
         if self.tile is not None and (isinstance(self.tile, bool) or not isinstance(
                 self.tile, (int, np.integer)) or self.tile < 1):
             raise ValueError(f"tile: expected None or a positive int, got {self.tile!r}")
-        if self.mode not in K.MODE_CODES:
-            raise ValueError(f"mode: expected one of {MODES}, got {self.mode!r}")
+        object.__setattr__(self, "mode", AccMode.parse(self.mode, "mode"))
         if self.symmetric not in (True, False):
             raise ValueError(f"symmetric: expected a bool, got {self.symmetric!r}")
         tsb = self.tile_sum_bits
@@ -48,18 +52,43 @@ class Accumulator:
 
     @property
     def range(self) -> tuple[int, int]:
-        """(lo, hi) of the register (saturating modes)."""
-        return _limits(self.bits, self.symmetric)
+        """(lo, hi) of the register's saturation limits (saturate, clamp_tile)."""
+        return register_range(self.bits, self.symmetric)
 
     @property
     def tile_sum_range(self) -> Optional[tuple[int, int]]:
-        return None if self.tile_sum_bits is None else _limits(self.tile_sum_bits,
-                                                               self.symmetric)
+        """(lo, hi) of the tile-sum register's saturation limits; None when unbounded."""
+        return None if self.tile_sum_bits is None else register_range(self.tile_sum_bits,
+                                                                      self.symmetric)
+
+    def register_values(self) -> Optional[tuple[int, int]]:
+        """The values the register can hold at the end of a tile: its limits, the full
+        two's-complement range when it wraps, None (unbounded) when exact."""
+        if self.mode == AccMode.EXACT:
+            return None
+        return twos_complement_range(self.bits) if self.mode == AccMode.WRAP else self.range
+
+    def tile_sum_values(self) -> Optional[tuple[int, int]]:
+        """The values the tile-sum register can hold; None when it is unbounded."""
+        if self.tile_sum_bits is None:
+            return None
+        return (twos_complement_range(self.tile_sum_bits) if self.mode == AccMode.WRAP
+                else self.tile_sum_range)
+
+    def tile_for(self, K: int) -> int:
+        """The tile used for reduction length K (ranges.effective_tile)."""
+        return effective_tile(self.tile, K)
 
 
-def _limits(bits: int, symmetric: bool) -> tuple[int, int]:
-    half = 1 << (bits - 1)
-    return (-(half - 1) if symmetric else -half), half - 1
+def tile_sum_register(s: np.ndarray, acc: Accumulator) -> np.ndarray:
+    """TS applied to s = previous tile-sum value + tile result (int64 array): unchanged when
+    unbounded, wrapped to tile_sum_bits in wrap mode, else saturated to tile_sum_range."""
+    if acc.tile_sum_bits is None:
+        return s
+    if acc.mode == AccMode.WRAP:
+        return K.wrap_to(np.asarray(s, np.int64), acc.tile_sum_bits)
+    lo, hi = acc.tile_sum_range
+    return np.clip(s, lo, hi)
 
 
 def _absmax(x: np.ndarray) -> int:
@@ -89,8 +118,8 @@ class MatmulStats:
     n_tiles: int
 
 
-def int_matmul(a: np.ndarray, b: np.ndarray, acc: Accumulator, *, trace=None,
-               label: str = "") -> np.ndarray:
+def int_matmul(a: np.ndarray, b: np.ndarray, acc: Accumulator, *,
+               trace: Optional["Trace"] = None, label: str = "") -> np.ndarray:
     """Integer matmul a (..., M, K) · b (K, N) through accumulator `acc` → int64 (..., M, N).
 
     b may also be a batch (..., K, N) with the same leading dims as a: each pair is
@@ -114,31 +143,39 @@ def int_matmul(a: np.ndarray, b: np.ndarray, acc: Accumulator, *, trace=None,
     if a.ndim < 2 or b.ndim != 2 or a.shape[-1] != b.shape[0]:
         raise ValueError(f"a, b: expected shapes (..., M, K) and (K, N) or (..., K, N), got "
                          f"{a.shape} and {b.shape}")
+    out, stats, shape = _matmul_2d(a, b, acc, trace is not None)
+    if trace is not None:
+        trace.record_matmul(label, acc, stats, shape=shape)
+    return out
+
+
+def _matmul_2d(a: np.ndarray, b: np.ndarray, acc: Accumulator, count: bool):
+    """(out (..., M, N), MatmulStats or None, (rows, K, N)) of a (..., M, K) · b (K, N)."""
     lead, (M, Kd), N = a.shape[:-2], a.shape[-2:], b.shape[1]
     rows = int(np.prod(lead, dtype=np.int64)) * M
     a2 = a.reshape(rows, Kd)
-    tile = max(1, Kd if acc.tile is None else min(acc.tile, Kd))
-    n_tiles = -(-Kd // tile)
+    tile = acc.tile_for(Kd)
+    tiles = n_tiles(Kd, acc.tile)
     prod = _absmax(a2) * _absmax(b)
     lo, hi = acc.range
-    mode = K.MODE_CODES[acc.mode]
+    mode = acc.mode.code
     if mode == K.SATURATE:
         reg_bound = max(-lo, hi) + prod
     elif mode == K.WRAP:
         reg_bound = (1 << acc.bits) + prod          # room for s + 2^(bits-1) before masking
     else:
         reg_bound = tile * prod
-    if acc.tile_sum_bits is None and n_tiles * max(reg_bound, -lo, hi) >= 1 << 63:
+    if acc.tile_sum_bits is None and tiles * max(reg_bound, -lo, hi) >= 1 << 63:
         raise ValueError("a, b: the unbounded tile-sum register would exceed int64")
     rdt = _register_dtype(max(reg_bound, tile))     # also counts ≤ tile events per tile
     ts_mode = (K.TS_NONE if acc.tile_sum_bits is None
-               else K.TS_WRAP if acc.mode == "wrap" else K.TS_SATURATE)
+               else K.TS_WRAP if acc.mode == AccMode.WRAP else K.TS_SATURATE)
     ts_lo, ts_hi = acc.tile_sum_range or (0, 0)
 
     b_cols = np.ascontiguousarray(b, dtype=rdt)
     exact_dt = _register_dtype(tile * prod)         # traced calls: exact running sums
     args = (tile, mode, lo, hi, acc.bits, ts_mode, ts_lo, ts_hi, acc.tile_sum_bits or 64,
-            trace is not None, exact_dt)
+            count, exact_dt)
     if N < TRANSPOSE_BELOW_N and rows > N:
         # few output columns: give the SIMD lanes to the rows instead, out = (bᵀ · aᵀ)ᵀ
         # (every output is still its own k-ascending sequence: same bits)
@@ -148,11 +185,9 @@ def int_matmul(a: np.ndarray, b: np.ndarray, acc: Accumulator, *, trace=None,
     else:
         res = _kernel(a2, b_cols, *args)
     out, events, tiles_hit, ts_events, agg, hist = res
-    if trace is not None:
-        trace.record_matmul(label, acc, MatmulStats(
-            events, tiles_hit, ts_events, int(agg[0]), int(agg[1]), int(agg[2]), hist,
-            n_tiles), shape=(rows, Kd, N))
-    return np.ascontiguousarray(out).reshape(*lead, M, N)
+    stats = MatmulStats(events, tiles_hit, ts_events, int(agg[0]), int(agg[1]), int(agg[2]),
+                        hist, tiles) if count else None
+    return np.ascontiguousarray(out).reshape(*lead, M, N), stats, (rows, Kd, N)
 
 
 TRANSPOSE_BELOW_N = 64
@@ -181,24 +216,16 @@ def _kernel(a2, b, tile, mode, lo, hi, bits, ts_mode, ts_lo, ts_hi, ts_bits, cou
     return out[:rows], events[:rows], tiles_hit[:rows], ts_events[:rows], agg, hist
 
 
-class _Collect:
-    """Stands in for a Trace inside a batched call; keeps each pair's MatmulStats."""
-
-    def __init__(self):
-        self.stats = []
-
-    def record_matmul(self, label, acc, stats, shape):
-        self.stats.append(stats)
-
-
 def _batched_int_matmul(a, b, acc, trace, label):
+    """Each pair a[i] · b[i] on its own; one trace record covers the whole batch."""
     lead = a.shape[:-2]
     a3 = a.reshape(-1, *a.shape[-2:])
     b3 = b.reshape(-1, *b.shape[-2:])
-    col = _Collect() if trace is not None else None
-    out = np.stack([int_matmul(x, y, acc, trace=col) for x, y in zip(a3, b3)])
-    if trace is not None and col.stats:
-        st = col.stats
+    count = trace is not None
+    parts = [_matmul_2d(x, y, acc, count) for x, y in zip(a3, b3)]
+    out = np.stack([p[0] for p in parts])
+    if count and parts:
+        st = [p[1] for p in parts]
         trace.record_matmul(label, acc, MatmulStats(
             np.concatenate([s.events for s in st]), np.concatenate([s.tiles_hit for s in st]),
             np.concatenate([s.ts_events for s in st]), max(s.max_abs_partial for s in st),

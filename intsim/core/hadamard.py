@@ -18,11 +18,12 @@ from __future__ import annotations
 
 import math
 import operator
-from typing import Union
+from typing import Optional, Union
 
 import numpy as np
 from numpy.typing import ArrayLike, DTypeLike
 
+from intsim.core.modes import HadamardRule
 from intsim.kernels.fwht import (
     fwht_flat_par,
     fwht_flat_ser,
@@ -35,6 +36,8 @@ from intsim.kernels.fwht import (
 
 __all__ = [
     "fwht",
+    "hadamard_transform",
+    "rule_block_size",
     "block_size",
     "largest_pow2_block",
     "next_pow2",
@@ -114,6 +117,25 @@ def block_size(n: int, block: BlockArg = None) -> int:
             f"fwht: `block`={p} must divide the axis length n={n} (expected a power of two "
             f"dividing n, e.g. {n & -n if n else 1}, or block='pad')")
     return p
+
+
+def rule_block(rule: Optional[HadamardRule]) -> BlockArg:
+    """fwht's `block` for a Numerics.hadamard rule: largest_pow2 → None, pad → "pad"."""
+    return "pad" if rule == HadamardRule.PAD else None
+
+
+def rule_block_size(n: int, rule: Optional[HadamardRule]) -> int:
+    """The block p a Numerics.hadamard rule gives an axis of length n (1: no transform)."""
+    return 1 if rule is None else block_size(n, rule_block(rule))
+
+
+def hadamard_transform(x: np.ndarray, axis: int, rule: Optional[HadamardRule]
+                       ) -> tuple[np.ndarray, int]:
+    """(H·x along axis, block p) under a Numerics.hadamard rule; x itself with p = 1 for None."""
+    if rule is None:
+        return x, 1
+    block = rule_block(rule)
+    return fwht(x, axis=axis, block=block), block_size(x.shape[axis], block)
 
 
 def result_dtype(dtype: DTypeLike, p: int) -> np.dtype:

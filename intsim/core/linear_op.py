@@ -3,7 +3,8 @@
 Shapes: x (G, R, K) float32 — G independent groups (1 for Linear; images for a convolution
 after im2col, with R = output positions), W (N, K) float32, y (G, R, N) float32. Each group
 runs the whole operator on its own (own scales, own batch Hadamard); dW is the float32 sum
-of the groups' dW in group order. The equations (hdqt.md, NUMERICS.md §6):
+of the groups' dW in group order. The equations (docs/method.md, NUMERICS.md §6; the operands
+of each product are modes.PRODUCTS):
 
   forward      (w, s_w) = Q_wf(W)        (a, s_a) = Q_af(x)
                y = fl32(fl32(acc_fwd(a · wᵀ)) · fl32(s_a · s_w))
@@ -19,16 +20,20 @@ from __future__ import annotations
 
 import contextvars
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Optional
 
 import numpy as np
 
-from intsim.core.accumulator import int_matmul
-from intsim.core.hadamard import block_size, fwht
-from intsim.kernels.rescale import rescale, zero_clipped
-from intsim.core.numerics import Numerics, QuantSpec
-from intsim.core.quantizer import quantize, quantize_log2
+from intsim.core.accumulator import Accumulator, int_matmul
+from intsim.core.hadamard import hadamard_transform
+from intsim.core.modes import PRODUCTS, MatmulKind, OperandRole, Product, label
+from intsim.core.numerics import Numerics
+from intsim.core.quantizer import QuantSpec, quantize_spec
 from intsim.core.rng import SRStream
+from intsim.core.trace import Trace
+from intsim.kernels.rescale import rescale, zero_clipped
+
+FWD, GRAD_IN, GRAD_W = (PRODUCTS[k] for k in MatmulKind)
 
 #: Set (e.g. by the golden-vector writer) to an object with record(name, array) to capture
 #: every intermediate of the operator in execution order.
@@ -53,11 +58,11 @@ class LinearContext:
     """What the backward pass needs from the forward pass."""
     x: np.ndarray
     W: np.ndarray
-    a: Operand
-    w: Operand
+    a: Optional[Operand]
+    w: Optional[Operand]
     numerics: Numerics
-    rng: Any
-    trace: Any
+    rng: Optional[SRStream]
+    trace: Optional[Trace]
     label: str
 
 
@@ -67,22 +72,21 @@ def _record(name: str, value) -> None:
         rec.record(name, value)
 
 
-def _stream(rng, label: str, name: str) -> Optional[SRStream]:
-    """The persistent stream of one operand of one layer: rng / label / name."""
-    return rng.child(label).child(name) if isinstance(rng, SRStream) else None
+def _stream(rng: Optional[SRStream], layer: str, field: str) -> Optional[SRStream]:
+    """The persistent stream of one operand of one layer: rng / layer / operand field."""
+    return rng.child(layer).child(field) if isinstance(rng, SRStream) else None
 
 
-def _quantize_one(x, spec: QuantSpec, rng, trace, label):
-    if spec.format == "log2":
-        return quantize_log2(x, spec.bits, rng=rng, sr_bits=spec.sr_bits, trace=trace,
-                             label=label)
-    return quantize(x, spec.bits, signed=spec.signed, rounding=spec.rounding, clip=spec.clip,
-                    scale=spec.scale, rng=rng, sr_bits=spec.sr_bits,
-                    symmetric=spec.symmetric, trace=trace, label=label)
+def _operand(x: np.ndarray, role: OperandRole, kind: MatmulKind, ctx: "LinearContext"
+             ) -> "Operand":
+    """make_operand for one operand role of one product of the layer."""
+    return make_operand(x, getattr(ctx.numerics, role.field),
+                        _stream(ctx.rng, ctx.label, role.field), ctx.trace,
+                        label(ctx.label, kind, role.letter), role.grouped)
 
 
-def make_operand(x: np.ndarray, spec: Optional[QuantSpec], rng, trace, label: str,
-                 grouped: bool) -> Operand:
+def make_operand(x: np.ndarray, spec: Optional[QuantSpec], rng: Optional[SRStream],
+                 trace: Optional[Trace], label: str, grouped: bool) -> Operand:
     """Quantize x per group (grouped: one scale per x[g]) or per tensor; None: as it is.
 
     x may be integer (forward codes after a Hadamard transform): it is quantized as its
@@ -98,11 +102,11 @@ def make_operand(x: np.ndarray, spec: Optional[QuantSpec], rng, trace, label: st
                          "seed= or rng= to the layer")
     xf = x.astype(np.float32, copy=False)
     if not grouped:
-        q = _quantize_one(xf, spec, rng, trace, label)
+        q = quantize_spec(xf, spec, rng, trace, label)
         _record(label + "/codes", q.codes)
         _record(label + "/scale", q.scale)
         return Operand(q.codes, q.scale, None if np.isinf(q.clip_value) else q.clip_value)
-    qs = [_quantize_one(xf[g], spec, rng, None, label) for g in range(xf.shape[0])]
+    qs = [quantize_spec(xf[g], spec, rng, None, label) for g in range(xf.shape[0])]
     if len(qs) == 1:
         codes = qs[0].codes[None]
     else:
@@ -118,7 +122,8 @@ def make_operand(x: np.ndarray, spec: Optional[QuantSpec], rng, trace, label: st
     return Operand(codes, scales, None if np.isinf(clips).all() else clips)
 
 
-def _product(left: np.ndarray, right: np.ndarray, acc, trace, label: str) -> np.ndarray:
+def _product(left: np.ndarray, right: np.ndarray, acc: Optional[Accumulator],
+             trace: Optional[Trace], label: str) -> np.ndarray:
     """left (..., M, K) · right (K, N) or (..., K, N): integer accumulator or float32."""
     if acc is not None and left.dtype.kind in "iu" and right.dtype.kind in "iu":
         if right.ndim == 3 and right.shape[0] == 1:      # one group: skip the batch loop
@@ -148,14 +153,6 @@ def _factor(s_left, s_right, s_prior, p: int) -> np.ndarray:
     return np.asarray(c / np.float32(p), np.float32)
 
 
-def _hadamard(x: np.ndarray, axis: int, rule: Optional[str]) -> tuple[np.ndarray, int]:
-    """(H·x along axis, block p); identity with p = 1 when rule is None."""
-    if rule is None:
-        return x, 1
-    block = "pad" if rule == "pad" else None
-    return fwht(x, axis=axis, block=block), block_size(x.shape[axis], block)
-
-
 def _ste_mask(grad: np.ndarray, x: np.ndarray, clip, grouped: bool) -> np.ndarray:
     """Zero the gradient where |x| > m (the value was clamped by the forward quantizer)."""
     if clip is None:
@@ -168,50 +165,58 @@ def _ste_mask(grad: np.ndarray, x: np.ndarray, clip, grouped: bool) -> np.ndarra
     return grad
 
 
-def linear_forward(x: np.ndarray, W: np.ndarray, numerics: Numerics = None, rng=None,
-                   trace=None, label: str = "") -> tuple[np.ndarray, LinearContext]:
+def linear_forward(x: np.ndarray, W: np.ndarray, numerics: Optional[Numerics] = None,
+                   rng: Optional[SRStream] = None, trace: Optional[Trace] = None,
+                   label: str = "") -> tuple[np.ndarray, LinearContext]:
     """y[g] = x[g] · Wᵀ under `numerics` (module docstring). Returns (y, ctx)."""
     nm = numerics or Numerics(name="fp32")
     if x.ndim != 3 or W.ndim != 2 or x.shape[2] != W.shape[1]:
         raise ValueError(f"x, W: expected shapes (G, R, K) and (N, K), got {x.shape}, {W.shape}")
-    w = make_operand(W, nm.w_fwd, _stream(rng, label, "w_fwd"), trace, f"{label}/fwd/w", False)
-    a = make_operand(x, nm.a_fwd, _stream(rng, label, "a_fwd"), trace, f"{label}/fwd/a", True)
-    acc = _product(a.values, w.values.T, nm.acc_fwd, trace, f"{label}/fwd")
-    y = _rescale(acc, _factor(a.scales, w.scales, ONE, 1))
-    _record(f"{label}/fwd/y", y)
-    return y, LinearContext(x, W, a, w, nm, rng, trace, label)
+    ctx = LinearContext(x, W, None, None, nm, rng, trace, label)
+    ctx.w = _operand(W, FWD.right, FWD.kind, ctx)
+    ctx.a = _operand(x, FWD.left, FWD.kind, ctx)
+    fwd = _label(ctx, FWD)
+    acc = _product(ctx.a.values, ctx.w.values.T, nm.acc_fwd, trace, fwd)
+    y = _rescale(acc, _factor(ctx.a.scales, ctx.w.scales, ONE, 1))
+    _record(f"{fwd}/y", y)
+    return y, ctx
+
+
+def _label(ctx: LinearContext, product: Product) -> str:
+    return label(ctx.label, product.kind)
+
+
+def _hadamard_product(product: Product, g: np.ndarray, g_axis: int, v: np.ndarray, v_axis: int,
+                      s_prior, ctx: LinearContext) -> np.ndarray:
+    """One backward product (modes.PRODUCTS) in the Hadamard domain, rescaled to float32:
+
+        fl32(fl32(acc(Q_left(H·g) · Q_right(H·v))) · c),  c = fl32(fl32(fl32(s_l · s_r) · s_prior) / p)
+
+    H (block p) acts on g along g_axis and on v (the forward codes) along v_axis."""
+    nm, lab = ctx.numerics, _label(ctx, product)
+    gh, p = hadamard_transform(g, g_axis, nm.hadamard)
+    vh, _ = hadamard_transform(v, v_axis, nm.hadamard)
+    _record(f"{lab}/{product.left.letter}_hadamard", gh)
+    _record(f"{lab}/{product.right.letter}_hadamard", vh)
+    left = _operand(gh, product.left, product.kind, ctx)
+    right = _operand(vh, product.right, product.kind, ctx)
+    acc = _product(left.values, right.values, getattr(nm, product.accumulator), ctx.trace, lab)
+    return _rescale(acc, _factor(left.scales, right.scales, s_prior, p))
 
 
 def linear_backward(grad_y: np.ndarray, ctx: LinearContext) -> tuple[np.ndarray, np.ndarray]:
     """(dL/dx (G, R, K), dL/dW (N, K)) from dL/dy (G, R, N) (module docstring)."""
-    nm, lab, tr, rng = ctx.numerics, ctx.label, ctx.trace, ctx.rng
     G = grad_y.astype(np.float32, copy=False)
-
-    # input gradient: Hadamard over the out-features axis N
-    gh, p_out = _hadamard(G, -1, nm.hadamard)
-    wh, _ = _hadamard(ctx.w.values, 0, nm.hadamard)
-    _record(f"{lab}/grad_in/g_hadamard", gh)
-    _record(f"{lab}/grad_in/w_hadamard", wh)
-    g = make_operand(gh, nm.g_in, _stream(rng, lab, "g_in"), tr, f"{lab}/grad_in/g", True)
-    v = make_operand(wh, nm.w_bwd, _stream(rng, lab, "w_bwd"), tr, f"{lab}/grad_in/w", False)
-    acc = _product(g.values, v.values, nm.acc_in, tr, f"{lab}/grad_in")
-    dx = _rescale(acc, _factor(g.scales, v.scales, ctx.w.scales, p_out))
+    # input gradient: Hadamard over the out-features axis N of G and of the forward w codes
+    dx = _hadamard_product(GRAD_IN, G, -1, ctx.w.values, 0, ctx.w.scales, ctx)
     dx = _ste_mask(dx, ctx.x, ctx.a.clip, True)
-
-    # weight gradient: Hadamard over the batch axis R of each group
-    gt = np.ascontiguousarray(np.swapaxes(G, 1, 2))                 # (G, N, R)
-    gh2, p_bs = _hadamard(gt, -1, nm.hadamard)
-    ah, _ = _hadamard(ctx.a.values, 1, nm.hadamard)
-    _record(f"{lab}/grad_w/g_hadamard", gh2)
-    _record(f"{lab}/grad_w/a_hadamard", ah)
-    g2 = make_operand(gh2, nm.g_w, _stream(rng, lab, "g_w"), tr, f"{lab}/grad_w/g", True)
-    va = make_operand(ah, nm.a_bwd, _stream(rng, lab, "a_bwd"), tr, f"{lab}/grad_w/a", True)
-    acc_w = _product(g2.values, va.values, nm.acc_w, tr, f"{lab}/grad_w")  # (G, N, K)
-    dWg = _rescale(acc_w, _factor(g2.scales, va.scales, ctx.a.scales, p_bs))
+    # weight gradient: Hadamard over the batch axis R of each group, per group (G, N, K)
+    Gt = np.ascontiguousarray(np.swapaxes(G, 1, 2))                 # (G, N, R)
+    dWg = _hadamard_product(GRAD_W, Gt, -1, ctx.a.values, 1, ctx.a.scales, ctx)
     dW = dWg[0].copy()
     for k in range(1, dWg.shape[0]):
         dW += dWg[k]
     dW = _ste_mask(dW, ctx.W, ctx.w.clip, False)
-    _record(f"{lab}/grad_in/dx", dx)
-    _record(f"{lab}/grad_w/dW", dW)
+    _record(f"{_label(ctx, GRAD_IN)}/dx", dx)
+    _record(f"{_label(ctx, GRAD_W)}/dW", dW)
     return dx.astype(np.float32, copy=False), dW.astype(np.float32, copy=False)

@@ -11,14 +11,20 @@ span [0, 2^b-1]; qmax is the positive end. All scale math is float32.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional, Union
+from typing import TYPE_CHECKING, Optional, Union
 
 import numpy as np
 
-from intsim.kernels import quantize as K
+from intsim.core.modes import QuantFormat, Rounding
+from intsim.core.ranges import code_dtype, code_range, log2_top
 from intsim.core.rng import SRDraw, SRStream
+from intsim.kernels import quantize as K
 
-ROUNDINGS = tuple(K.ROUNDING_CODES)
+if TYPE_CHECKING:
+    from intsim.core.trace import Trace
+
+ROUNDINGS = Rounding.values()
+RandomSource = Union[None, SRStream, SRDraw]
 
 
 @dataclass
@@ -44,21 +50,6 @@ class QTensor:
     def dequantize(self) -> np.ndarray:
         """codes · scale in float32."""
         return self.codes.astype(np.float32) * self.scale
-
-
-def code_range(bits: int, signed: bool, symmetric: bool = True) -> tuple[int, int]:
-    """(qmin, qmax) of b-bit codes."""
-    if not signed:
-        return 0, (1 << bits) - 1
-    qmax = (1 << (bits - 1)) - 1
-    return (-qmax if symmetric else -qmax - 1), qmax
-
-
-def code_dtype(bits: int, signed: bool) -> np.dtype:
-    """Smallest NumPy integer dtype that holds b-bit codes."""
-    if bits <= 8:
-        return np.dtype(np.int8 if signed else np.uint8)
-    return np.dtype(np.int16 if signed else np.uint16)
 
 
 def pow2_ceil(s: np.float32) -> np.float32:
@@ -102,13 +93,9 @@ def sawb_clip(x32: np.ndarray, amax: np.float32) -> np.float32:
     return c if 0 < c <= amax else amax
 
 
-def log2_top(bits: int) -> int:
-    """Largest magnitude of a `bits`-bit radix-2 log code: sign + (bits-1) bits → 2^(2^(b-1)-2)."""
-    return 1 << ((1 << (bits - 1)) - 2)
-
-
 def quantize_log2(x: np.ndarray, bits: int = 4, *, rng: Union[SRStream, SRDraw],
-                  sr_bits: int = 16, trace=None, label: str = "") -> QTensor:
+                  sr_bits: int = 16, trace: Optional["Trace"] = None,
+                  label: str = "") -> QTensor:
     """Unbiased radix-2 logarithmic quantization (LUQ), NUMERICS.md §2.4.
 
     Codes are 0 or ±2^e, e = 0 … L-1 with L = 2^(bits-1) - 1 magnitudes (sign + (bits-1)
@@ -138,8 +125,7 @@ def check_quant_args(bits, rounding, clip, signed, symmetric, scale, sr_bits) ->
     """
     bits = _check_int("bits", bits, 2, 16)
     sr_bits = _check_int("sr_bits", sr_bits, 1, 32)
-    if rounding not in K.ROUNDING_CODES:
-        raise ValueError(f"rounding: expected one of {ROUNDINGS}, got {rounding!r}")
+    Rounding.parse(rounding, "rounding")
     if isinstance(clip, bool) or not (isinstance(clip, (int, float, np.floating))
                                       and np.isfinite(clip) and clip > 0):
         raise ValueError(f"clip: expected a positive finite float, got {clip!r}")
@@ -169,8 +155,9 @@ def _check_int(name, value, lo, hi):
 def quantize(x: np.ndarray, bits: int, *, signed: Optional[bool] = None,
              rounding: str = "nearest", clip: float = 1.0,
              scale: Union[None, float, str] = None,
-             rng: Union[None, SRStream, SRDraw] = None, sr_bits: int = 16,
-             symmetric: bool = True, trace=None, label: str = "") -> QTensor:
+             rng: RandomSource = None, sr_bits: int = 16,
+             symmetric: bool = True, trace: Optional["Trace"] = None,
+             label: str = "") -> QTensor:
     """Quantize a float tensor to `bits`-bit integer codes with one per-tensor scale.
 
     x: float16/32/64 array, any shape (computed in float32). signed=None → signed iff
@@ -209,10 +196,51 @@ def quantize(x: np.ndarray, bits: int, *, signed: Optional[bool] = None,
         m = np.float32(np.inf)
 
     codes = np.empty(x32.size, dtype=code_dtype(bits, signed))
-    mode = K.ROUNDING_CODES[rounding]
+    mode = Rounding(rounding).code
     K.quantize_kernel(x32, codes, m, s, mode, qmin, qmax, sr_bits,
            np.uint64(draw.key if draw else 0), draw.offset if draw else 0)
     q = QTensor(codes.reshape(x.shape), s, bits, signed, symmetric, m)
     if trace is not None:
         trace.record_quantize(label, x32, q, rounding)
     return q
+
+
+@dataclass(frozen=True)
+class QuantSpec:
+    """Arguments of intsim.quantize for one operand (same names, same meanings).
+
+    format="log2" selects the radix-2 logarithmic quantizer (LUQ gradients; quantize_log2),
+    which always rounds stochastically.
+    """
+    bits: int = 4
+    rounding: Union[Rounding, str] = Rounding.NEAREST
+    clip: float = 1.0
+    signed: Optional[bool] = None
+    symmetric: bool = True
+    scale: Union[None, float, str] = None
+    sr_bits: int = 16
+    format: Union[QuantFormat, str] = QuantFormat.INT
+
+    def __post_init__(self):
+        check_quant_args(self.bits, self.rounding, self.clip, self.signed, self.symmetric,
+                         self.scale, self.sr_bits)
+        object.__setattr__(self, "rounding", Rounding(self.rounding))
+        object.__setattr__(self, "format", QuantFormat.parse(self.format, "format"))
+        if self.format == QuantFormat.LOG2 and (self.rounding != Rounding.STOCHASTIC
+                                                or self.bits > 5):
+            raise ValueError("format='log2' needs rounding='stochastic' and bits <= 5")
+
+    @property
+    def stochastic(self) -> bool:
+        return self.rounding == Rounding.STOCHASTIC
+
+
+def quantize_spec(x: np.ndarray, spec: QuantSpec, rng: RandomSource = None,
+                  trace: Optional["Trace"] = None, label: str = "") -> QTensor:
+    """quantize (or quantize_log2 for format "log2") with the arguments a QuantSpec holds."""
+    if spec.format == QuantFormat.LOG2:
+        return quantize_log2(x, spec.bits, rng=rng, sr_bits=spec.sr_bits, trace=trace,
+                             label=label)
+    return quantize(x, spec.bits, signed=spec.signed, rounding=spec.rounding, clip=spec.clip,
+                    scale=spec.scale, rng=rng, sr_bits=spec.sr_bits, symmetric=spec.symmetric,
+                    trace=trace, label=label)

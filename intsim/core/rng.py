@@ -9,16 +9,20 @@ A stream is identified by (seed, path), path = (stream, child names …). Its ke
 The k-th draw of a stream (k = 0, 1, …; the stream counts its draws) has
     draw_key(k) = mix64(key ^ mix64(k + 2·GAMMA))
 and element i of that draw receives the bits element_bits(draw_key(k), i) (see
-intsim.kernels.hashing). Nothing depends on thread count, chunking or call order.
+intsim.kernels.hashing); stochastic rounding with r random bits uses the top r of them
+(element_random_bits). Nothing depends on thread count, chunking or call order.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Union
 
+import numpy as np
+
+from intsim.kernels import hashing
 from intsim.kernels.hashing import MASK64, mix64_reference
 
-GAMMA = 0x9E3779B97F4A7C15
+GAMMA = int(hashing.GAMMA)
 FNV_OFFSET = 0xCBF29CE484222325
 FNV_PRIME = 0x100000001B3
 
@@ -99,3 +103,19 @@ class SRStream:
 
     def __repr__(self) -> str:
         return f"SRStream(seed={self.seed}, path={self.path!r}, draws={self.draws})"
+
+
+def element_random_bits(draw_key: int, count: int, sr_bits: int, offset: int = 0) -> np.ndarray:
+    """R_i = element_bits(draw_key, offset + i) >> (64 - sr_bits) for i < count (uint32 for
+    sr_bits ≤ 32, else uint64): the bits stochastic rounding adds below the kept LSB of
+    element i (NUMERICS.md §3). Vectorised in NumPy uint64 arithmetic (modulo 2^64)."""
+    if not 1 <= sr_bits <= 64:
+        raise ValueError(f"sr_bits: expected 1 … 64, got {sr_bits}")
+    i = np.arange(offset + 1, offset + count + 1, dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        z = np.uint64(draw_key) + i * hashing.GAMMA
+        z = (z ^ (z >> np.uint64(30))) * hashing.MUL1
+        z = (z ^ (z >> np.uint64(27))) * hashing.MUL2
+        z = z ^ (z >> np.uint64(31))
+    r = z >> np.uint64(64 - sr_bits)
+    return r.astype(np.uint32) if sr_bits <= 32 else r

@@ -10,10 +10,9 @@ from __future__ import annotations
 import os
 from typing import Optional
 
-import numba
 import numpy as np
 
-HIST_BINS = 64
+from intsim.kernels.stats import code_statistics
 MATMUL_COLUMNS = ("step", "label", "op", "mode", "bits", "tile", "tile_sum_bits", "rows",
                   "K", "N", "macs", "outputs", "tiles", "events", "event_rate",
                   "outputs_affected", "saturated_output_fraction", "tiles_affected",
@@ -21,23 +20,6 @@ MATMUL_COLUMNS = ("step", "label", "op", "mode", "bits", "tile", "tile_sum_bits"
 QUANT_COLUMNS = ("step", "label", "op", "rounding", "bits", "signed", "elements", "scale",
                  "at_bounds_fraction", "zero_fraction", "clipped_fraction",
                  "mean_round_err", "mean_abs_round_err")
-
-
-@numba.njit(cache=True)
-def code_statistics(codes, v, qmin, qmax):
-    """(#codes at qmin or qmax, #zero codes, #|v| > qmax, Σ(code − v), Σ|code − v|), one pass;
-    the sums in float64 in index order."""
-    at_bounds = zeros = clipped = 0
-    err = abs_err = 0.0
-    for i in range(codes.size):
-        c = codes[i]
-        at_bounds += (c == qmin) | (c == qmax)
-        zeros += c == 0
-        clipped += abs(v[i]) > qmax
-        d = np.float64(c) - np.float64(v[i])
-        err += d
-        abs_err += abs(d)
-    return at_bounds, zeros, clipped, err, abs_err
 
 
 class Trace:
@@ -64,7 +46,7 @@ class Trace:
         per = tiles if acc.mode == "clamp_tile" else macs
         affected = int(np.count_nonzero(stats.events))
         self.records.append(dict(
-            step=self.step, label=label, op="matmul", mode=acc.mode, bits=acc.bits,
+            step=self.step, label=label, op="matmul", mode=str(acc.mode), bits=acc.bits,
             tile=acc.tile or K, tile_sum_bits=acc.tile_sum_bits or 0, rows=rows, K=K, N=N,
             macs=macs, outputs=rows * N, tiles=tiles, events=events,
             event_rate=events / per if per else 0.0, outputs_affected=affected,
@@ -92,7 +74,7 @@ class Trace:
                    mean_round_err=err_sum / n if n else 0.0,
                    mean_abs_round_err=abs_err_sum / n if n else 0.0)
         self.records.append(dict(step=self.step, label=label, op="quantize",
-                                 rounding=rounding, bits=bits, signed=bool(signed),
+                                 rounding=str(rounding), bits=bits, signed=bool(signed),
                                  elements=n, scale=scale, **rec))
 
     # -- views ---------------------------------------------------------------------------

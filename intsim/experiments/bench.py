@@ -13,10 +13,25 @@ hdqt CIL run tracing every N-th step into trace.h5; baseline the same run untrac
 from __future__ import annotations
 
 import json
+import tempfile
 import time
+from functools import partial
 from typing import Callable
 
 import numpy as np
+
+from intsim.core.accumulator import Accumulator, int_matmul
+from intsim.core.hadamard import fwht, hadamard_matrix
+from intsim.core.presets import preset
+from intsim.core.quantizer import quantize
+from intsim.core.rng import SRStream
+from intsim.experiments.cil_run import CILRun, run as run_cil
+from intsim.experiments.config import resolve_config
+from intsim.formats.atomic import atomic_write_text
+from intsim.models.learners.base import Callbacks
+from intsim.models.networks import FCNet, IncrementalNet
+from intsim.nn.optim import SGD
+from intsim.nn.training import loss_step, sgd_step
 
 MATMUL_CASES = [("saturate", 128, 405, 405), ("clamp_tile", 128, 405, 405),
                 ("saturate", 128, 561, 561), ("saturate", 1024, 144, 32)]
@@ -51,7 +66,6 @@ def _record(case: str, ours: float, base: float, **extra) -> dict:
 
 
 def bench_matmul(repeats: int) -> list[dict]:
-    from intsim.core.accumulator import Accumulator, int_matmul
     out = []
     rng = np.random.default_rng(0)
     for mode, M, K, N in MATMUL_CASES:
@@ -66,7 +80,6 @@ def bench_matmul(repeats: int) -> list[dict]:
 
 
 def bench_fwht(repeats: int) -> list[dict]:
-    from intsim.core.hadamard import fwht, hadamard_matrix
     out = []
     rng = np.random.default_rng(1)
     for n in FWHT_SIZES:
@@ -82,8 +95,6 @@ def bench_fwht(repeats: int) -> list[dict]:
 
 
 def bench_quantize(repeats: int) -> list[dict]:
-    from intsim.core.quantizer import quantize
-    from intsim.core.rng import SRStream
     x = np.random.default_rng(2).standard_normal((128, 4096)).astype(np.float32)
     s = SRStream(0)
     ours = median_seconds(lambda: quantize(x, 4, rounding="stochastic", rng=s), repeats, 0.02)
@@ -93,11 +104,6 @@ def bench_quantize(repeats: int) -> list[dict]:
 
 def _fcnet_step(preset_name: str):
     """One SGD step of FCNet 405→405→405 + 19-class head, batch 128, as a closure."""
-    from intsim.nn.losses import cross_entropy
-    from intsim.models.networks import FCNet, IncrementalNet
-    from intsim.core.numerics import preset
-    from intsim.nn.optim import SGD
-    from intsim.core.rng import SRStream
     rng = np.random.default_rng(3)
     x = rng.uniform(-1, 1, (128, 405)).astype(np.float32)
     y = rng.integers(0, 19, 128)
@@ -106,13 +112,7 @@ def _fcnet_step(preset_name: str):
     net.set_rng(SRStream(0))
     opt = SGD(net, lr=0.01, momentum=0.9, weight_decay=2e-4)
 
-    def step():
-        net.zero_grad()
-        logits = net.forward(x)
-        _, g = cross_entropy(logits, y)
-        net.backward(g)
-        opt.step()
-    return step
+    return partial(sgd_step, opt, partial(loss_step, net), x, y)
 
 
 def bench_train_step(repeats: int) -> list[dict]:
@@ -133,11 +133,6 @@ def time_cil_tasks(numerics: str, epochs: int, tasks: int = CIL_TASKS,
     epochs (herding, evaluation; mean), and the projected time of the full 10-task,
     100-epoch run = 10 · (100 · epoch + per-task).
     """
-    import tempfile
-
-    from intsim.experiments.cil_run import CILRun, resolve_config
-    from intsim.models.learners.base import Callbacks
-
     class Clock(Callbacks):
         def __init__(self):
             self.last = None
@@ -183,14 +178,11 @@ TRACE_EVERY = [20, 10, 1]
 def time_cil_run(numerics: str, epochs: int, trace_every: int,
                  dataset: str = "dsads_synthetic", method: str = "icarl") -> float:
     """Wall seconds of a whole `intsim cil` run (all tasks, writing trace.h5 and plots)."""
-    import tempfile
-
-    from intsim.experiments.cil_run import resolve_config, run
     with tempfile.TemporaryDirectory() as out:
         cfg = resolve_config(dict(dataset=dataset, method=method, numerics=numerics,
                                   epochs=epochs, out=out, trace_every=trace_every))
         t0 = time.perf_counter()
-        run(cfg, quiet=True)
+        run_cil(cfg)
         return time.perf_counter() - t0
 
 
@@ -208,18 +200,17 @@ SUITES = {"matmul": bench_matmul, "fwht": bench_fwht, "quantize": bench_quantize
           "train_step": bench_train_step, "cil": bench_cil, "trace": bench_trace}
 
 
-def run(quick: bool = False, only: list[str] | None = None, json_path: str | None = None,
-        echo=print) -> list[dict]:
-    """Run the suites (all, or those named in `only`); print a table; optionally write JSON."""
+def run(quick: bool = False, only: list[str] | None = None,
+        json_path: str | None = None) -> list[dict]:
+    """Run the suites (all, or those named in `only`); optionally write the records as JSON.
+    Returns the records (format_table renders them)."""
     repeats = 5 if quick else 25
     records = []
     for name, fn in SUITES.items():
         if only and name not in only:
             continue
         records.extend(fn(repeats))
-    echo(format_table(records))
     if json_path:
-        from intsim.formats.atomic import atomic_write_text
         atomic_write_text(json_path, json.dumps(records, indent=2))
     return records
 

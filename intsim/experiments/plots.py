@@ -4,7 +4,7 @@ plot_run(metrics, path)          accuracy A_t after each task for every classifi
                                  and the accuracy matrix a[t, j] as a heat map per classifier
 plot_comparison(runs, path)      A_t curves of several runs (e.g. numerics presets) in one axis
 
-`metrics` is the dict written to metrics.json (intsim.cil.compute_metrics): keys
+`metrics` is the dict written to metrics.json (intsim.experiments.records.compute_metrics): keys
 accuracy_curve / acc_matrix for the CNN classifier and nme_accuracy_curve / nme_acc_matrix when
 the method has NME; null entries (NaN) are left blank.
 """
@@ -15,13 +15,7 @@ from typing import Mapping
 
 import numpy as np
 
-
-def _figure(w: float, h: float):
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-    fig = Figure(figsize=(w, h), dpi=110)
-    FigureCanvasAgg(fig)
-    return fig
+from intsim.formats.figures import figure, save_figure
 
 
 def _arr(v) -> np.ndarray:
@@ -51,7 +45,7 @@ def _heatmap(ax, m: np.ndarray, title: str) -> None:
 def plot_run(metrics: Mapping, path: os.PathLike | str, title: str = "") -> None:
     """Accuracy per task (all classifiers) + accuracy-matrix heat map(s), saved to `path`."""
     present = [c for c in _CLASSIFIERS if f"{c[1]}accuracy_curve" in metrics]
-    fig = _figure(4.2 * (1 + len(present)), 3.8)
+    fig = figure(4.2 * (1 + len(present)), 3.8)
     axes = fig.subplots(1, 1 + len(present))
     ax = axes[0]
     for _, p, label in present:
@@ -67,7 +61,7 @@ def plot_run(metrics: Mapping, path: os.PathLike | str, title: str = "") -> None
     if title:
         fig.suptitle(title, fontsize=10)
     fig.tight_layout()
-    fig.savefig(os.fspath(path))
+    save_figure(fig, path)
 
 
 def _task_axes(ax) -> None:
@@ -82,7 +76,7 @@ def _task_axes(ax) -> None:
 def plot_comparison(runs: Mapping[str, Mapping], path: os.PathLike | str, title: str = "",
                     classifiers=("cnn", "nme")) -> None:
     """A_t of several runs ({label: metrics}); CNN solid, NME dashed."""
-    fig = _figure(6.4, 4.2)
+    fig = figure(6.4, 4.2)
     ax = fig.subplots()
     colors = [f"C{i}" for i in range(10)]
     for i, (name, m) in enumerate(runs.items()):
@@ -100,4 +94,4 @@ def plot_comparison(runs: Mapping[str, Mapping], path: os.PathLike | str, title:
     if title:
         ax.set_title(title, fontsize=10)
     fig.tight_layout()
-    fig.savefig(os.fspath(path))
+    save_figure(fig, path)

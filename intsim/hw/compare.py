@@ -24,7 +24,7 @@ from typing import Optional
 
 import numpy as np
 
-from intsim.hw.golden import FORMAT, read_op_order
+from intsim.formats.golden_file import FORMAT, read_op_order
 
 
 @dataclass

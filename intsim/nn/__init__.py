@@ -1,6 +1,6 @@
 """intsim.nn: a small forward/backward layer engine (no autograd), NCHW, float32 master weights.
 
-Every weight matmul goes through intsim.qlinear (or a float fast path when the layer's
+Every weight matmul goes through intsim.core.linear_op (or a float fast path when the layer's
 numerics is float); see intsim/nn/module.py for the Module contract.
 """
 from intsim.nn.activation import Flatten, Identity, ReLU

@@ -22,7 +22,7 @@ import math
 
 import numpy as np
 
-from intsim.core import linear_op as qlinear
+from intsim.core import linear_op
 from intsim.nn.linear import MatmulModule, _FloatCtx, kaiming_normal
 
 
@@ -91,7 +91,7 @@ class Conv2d(MatmulModule):
 
     x (B, Cin, H, W) -> y (B, Cout, Ho, Wo); weight (Cout, Cin, k, k) as in PyTorch, bias (Cout,).
     Forward: y = im2col(x) · weight.reshape(Cout, K)ᵀ per image (see module docstring); quantized
-    numerics call qlinear.linear_forward(cols (B, L, K), W_mat (Cout, K)), float numerics run the
+    numerics call linear_op.linear_forward(cols (B, L, K), W_mat (Cout, K)), float numerics run the
     equivalent single GEMM on cols_T (K, B·L).
     Backward: dcols = dy·W_mat, dx = col2im(dcols); dW += Σ_b dy[b]ᵀ·cols[b]; db += Σ_{b,h,w} dy.
     Init: Kaiming normal with fan_in = Cin·k·k, gain √2, from default_rng(seed); bias = 0.
@@ -125,7 +125,7 @@ class Conv2d(MatmulModule):
             ctx = _FloatCtx(cols_t, Wm)
         else:
             cols = im2col(x, k, s, p)                               # (B, L, K)
-            y3, ctx = qlinear.linear_forward(cols, Wm, self.numerics, self.sr_stream(), self.trace,
+            y3, ctx = linear_op.linear_forward(cols, Wm, self.numerics, self.sr_stream(), self.trace,
                                              self.label)            # (B, L, Cout)
             y = y3.reshape(B, Ho, Wo, N).transpose(0, 3, 1, 2)
         y = np.ascontiguousarray(y)
@@ -145,7 +145,7 @@ class Conv2d(MatmulModule):
             dx = col2im_t(ctx.W.T @ g_t, x_shape, k, s, p)
         else:
             g3 = np.ascontiguousarray(g.transpose(0, 2, 3, 1)).reshape(B, Ho * Wo, N)
-            dcols, dW = qlinear.linear_backward(g3, ctx)
+            dcols, dW = linear_op.linear_backward(g3, ctx)
             dx = col2im(dcols, x_shape, k, s, p)
         if self.requires_grad:
             self.grads["weight"] += dW.reshape(self.params["weight"].shape)

@@ -10,7 +10,7 @@ and its backward  dx = dy·W  (G, R, K),  dW = Σ_g dy[g]ᵀ·x[g]  (N, K).
 
 If the layer's numerics is float (the "fp32" preset) the matmul runs here as one BLAS call
 in the dtype of the operands (so float64 gradchecks stay float64). Otherwise it goes through
-the contract intsim.qlinear.linear_forward / linear_backward with the layer's numerics, rng,
+the contract intsim.core.linear_op.linear_forward / linear_backward with the layer's numerics, rng,
 trace and label, untouched.
 """
 from __future__ import annotations
@@ -19,7 +19,7 @@ import math
 
 import numpy as np
 
-from intsim.core import linear_op as qlinear
+from intsim.core import linear_op
 from intsim.nn.module import Module
 
 
@@ -48,7 +48,7 @@ class MatmulModule(Module):
             G, R, K = x3.shape
             y = (x3.reshape(G * R, K) @ W.T).reshape(G, R, W.shape[0])
             return y, _FloatCtx(x3, W)
-        return qlinear.linear_forward(x3, W, self.numerics, self.sr_stream(), self.trace, self.label)
+        return linear_op.linear_forward(x3, W, self.numerics, self.sr_stream(), self.trace, self.label)
 
     def _matmul_backward(self, g3: np.ndarray, ctx):
         """g3 = dL/dy3 (G, R, N) -> (dx3 (G, R, K), dW (N, K) or None when frozen)."""
@@ -59,7 +59,7 @@ class MatmulModule(Module):
             dx = (g2 @ W).reshape(x3.shape)
             dW = g2.T @ x3.reshape(G * R, -1) if self.requires_grad else None
             return dx, dW
-        return qlinear.linear_backward(g3, ctx)
+        return linear_op.linear_backward(g3, ctx)
 
 
 class Linear(MatmulModule):
@@ -67,7 +67,7 @@ class Linear(MatmulModule):
 
     x (B, in_features) (or (..., in_features)), W (out_features, in_features), b (out_features,).
     Backward: dx = dy·W, dW += dyᵀ·x, db += Σ_B dy. For the quantized path the batch is one
-    group: x is passed to qlinear as (1, B, in_features).
+    group: x is passed to the linear operator as (1, B, in_features).
     Init: W ~ Kaiming normal fan_in with `gain` (√2, ReLU) from default_rng(seed); b = 0.
     """
 

@@ -1,11 +1,12 @@
-"""Class-incremental learners (cil.md): one module per method, common loop in base.py.
+"""Class-incremental learners (README, "Methods and their losses"): one module per method,
+common loop in base.py.
 
     learner = make_learner("icarl", scenario, backbone_fn, preset("hdqt"), TrainSettings(...))
     for t in range(scenario.n_tasks):
         learner.learn_task(t)
         preds = learner.evaluate(t)        # {"cnn": ..., "nme": ...}
 
-The command-line runner (intsim/cil.py) adds checkpoints, traces, metrics and plots.
+The runner (intsim/experiments/cil_run.py) adds checkpoints, traces, metrics and plots.
 """
 from intsim.models.learners.base import Callbacks, Learner, TrainSettings, augment_crop_flip
 from intsim.models.learners.bic import BiasLayer, BiC, BiCNet

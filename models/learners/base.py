@@ -20,8 +20,9 @@ A method subclass writes only its loss (``step_loss``) and, where needed, ``buil
 ``expand``, ``training_set`` and ``after_training``.
 
 Numerics: the learner never looks at the numerics. The model (and the teacher, a copy that shares
-the numerics object) run every weight matmul through ``intsim.qlinear`` when the preset is not
-fp32. Losses, the optimizer, BatchNorm, BiC's bias layer, herding and NME stay float (hdqt.md).
+the numerics object) run every weight matmul through ``intsim.core.linear_op`` when the preset is not
+fp32. Losses, the optimizer, BatchNorm, BiC's bias layer, herding and NME stay float
+(docs/method.md).
 
 Randomness, all re-derivable from (master seed, task index) so that a run resumed from the
 checkpoint after task t continues exactly like an uninterrupted one:
@@ -41,15 +42,17 @@ from typing import Callable, Optional, Sequence
 
 import numpy as np
 
-from intsim.nn import Module
-from intsim.nn.optim import SGD, ConstantLR, MultiStepLR
 from intsim.core.rng import SRStream
 from intsim.models.exemplars import ExemplarMemory, class_means, nme_predict
+from intsim.models.networks import IncrementalNet
+from intsim.nn import Module
+from intsim.nn.optim import SGD, ConstantLR, MultiStepLR
+from intsim.nn.training import TrainHooks, epoch_batches, run_epoch
 
 
 @dataclass
 class TrainSettings:
-    """Optimisation settings shared by every method (paper defaults: hdqt.md settings table)."""
+    """Optimisation settings shared by every method (paper defaults: docs/method.md)."""
     epochs: int = 100
     lr: float = 0.01
     batch_size: int = 128
@@ -79,6 +82,19 @@ class Callbacks:
 
 
 BackboneFactory = Callable[[int], Module]   # seed -> backbone (has .feature_dim)
+
+
+class _StepHooks(TrainHooks):
+    """The training loop's step hooks, forwarded to a learner's Callbacks."""
+
+    def __init__(self, learner: "Learner", callbacks: Callbacks):
+        self.learner, self.callbacks = learner, callbacks
+
+    def step_start(self, step: int) -> None:
+        self.callbacks.step_start(self.learner, step)
+
+    def step_end(self, step: int, loss: float) -> None:
+        self.callbacks.step_end(self.learner, step, loss)
 
 
 def augment_crop_flip(x: np.ndarray, rng: np.random.Generator, pad: int = 4) -> np.ndarray:
@@ -140,7 +156,6 @@ class Learner:
     # ------------------------------------------------------------------ method hooks
     def build_model(self) -> Module:
         """The model before task 0 (default: backbone + empty growable head)."""
-        from intsim.models.networks import IncrementalNet
         return IncrementalNet(self.backbone_fn(self.init_seed), 0, numerics=self.numerics,
                               seed=self.init_seed)
 
@@ -205,33 +220,20 @@ class Learner:
     def batches(self, n: int, rng: np.random.Generator):
         """Index arrays of one shuffled epoch; a trailing batch of one sample is dropped
         (BatchNorm needs two)."""
-        perm = rng.permutation(n)
-        B = self.train_settings.batch_size
-        for s in range(0, n, B):
-            idx = perm[s:s + B]
-            if len(idx) >= 2:
-                yield idx
+        return epoch_batches(n, self.train_settings.batch_size, rng, min_size=2)
 
     def fit(self, t: int, X: np.ndarray, y: np.ndarray, cb: Callbacks) -> None:
         s = self.train_settings
         opt, sched = self.make_optimizer(self.model)
         shuffle = np.random.default_rng(self.scenario.seed_for(f"shuffle/task{t}"))
         augment = np.random.default_rng(self.scenario.seed_for(f"augment/task{t}"))
+        transform = (lambda xb: augment_crop_flip(xb, augment)) if s.augment else None
+        hooks = _StepHooks(self, cb)
         cb.stage(self, t, "train", s.epochs)
         for epoch in range(s.epochs):
             self.set_train_mode()
-            losses = []
-            for idx in self.batches(len(y), shuffle):
-                xb = X[idx]
-                if s.augment:
-                    xb = augment_crop_flip(xb, augment)
-                cb.step_start(self, self.step)
-                opt.zero_grad()
-                loss = self.step_loss(xb, y[idx])
-                opt.step()
-                cb.step_end(self, self.step, loss)
-                self.step += 1
-                losses.append(loss)
+            losses, self.step = run_epoch(self.step_loss, X, y, self.batches(len(y), shuffle),
+                                          opt, self.step, hooks, transform)
             sched.step()
             self.model.clear_cache()
             if self.teacher is not None:

@@ -24,6 +24,7 @@ import numpy as np
 
 from intsim.nn.losses import cross_entropy, kd_loss, softmax
 from intsim.nn import Module
+from intsim.nn.training import run_epoch
 
 from intsim.models.learners.base import Callbacks, Learner
 
@@ -157,20 +158,19 @@ class BiC(Learner):
         opt, sched = self.make_optimizer(newest)
         rng = np.random.default_rng(self.scenario.seed_for(f"bic_stage2/task{t}"))
         cb.stage(self, t, "bias_correction", s.epochs)
-        for epoch in range(s.epochs):
-            losses = []
-            for idx in self.batches(len(yv), rng):
-                opt.zero_grad()
-                z = newest.forward(z_in[idx])
-                if self.options["stage2_loss"] == "softmax_ce":
-                    p = softmax(z)
-                    loss, g_p = cross_entropy(p, yv[idx])
-                    g = p * (g_p - np.sum(g_p * p, axis=1, keepdims=True))
-                else:
-                    loss, g = cross_entropy(z, yv[idx])
-                newest.backward(g)
-                opt.step()
-                losses.append(loss)
+
+        def step_fn(z_batch, y_batch):
+            z = newest.forward(z_batch)
+            if self.options["stage2_loss"] == "softmax_ce":
+                p = softmax(z)
+                loss, g_p = cross_entropy(p, y_batch)
+                g = p * (g_p - np.sum(g_p * p, axis=1, keepdims=True))
+            else:
+                loss, g = cross_entropy(z, y_batch)
+            newest.backward(g)
+            return loss
+        for epoch in range(s.epochs):          # not traced, no global steps: no step hooks
+            losses, _ = run_epoch(step_fn, z_in, yv, self.batches(len(yv), rng), opt)
             sched.step()
             cb.epoch_end(self, t, epoch, float(np.mean(losses)) if losses else float("nan"))
         newest.freeze()

@@ -1,0 +1,181 @@
+"""The closed vocabularies of the engine, and the table of a layer's three products.
+
+Enums (str-valued: each member equals, hashes and prints as its value, so "saturate" and
+AccMode.SATURATE are interchangeable wherever a string is accepted):
+
+    Rounding       nearest (half to even) | half_away | half_up | floor | stochastic   (§2.1)
+    AccMode        saturate | clamp_tile | wrap | exact                                 (§4)
+    HadamardRule   none | largest_pow2 | pad                                            (§5)
+    QuantFormat    int | log2                                                           (§2.4)
+    MatmulKind     fwd | grad_in | grad_w                                               (§6)
+
+A layer computing y = x·Wᵀ runs three integer products (NUMERICS.md §6). PRODUCTS is their one
+definition: which Numerics operands feed each, which accumulator sums it, which operands are
+quantized per group, which forward operand a backward operand reuses when it has no quantizer
+of its own, and the record labels (`label`) the operator, the trace, the golden writer and the
+overflow report share:
+
+    kind     left (letter, field)   right (letter, field)   accumulator  reduction axis
+    fwd      a  a_fwd  x            w  w_fwd  W             acc_fwd      K (in-features)
+    grad_in  g  g_in   G·H_out      w  w_bwd  H_out·w       acc_in       N (out-features)
+    grad_w   g  g_w    Gᵀ·H_bs      a  a_bwd  H_bs·a        acc_w        R (batch rows)
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+from typing import Optional
+
+from intsim.kernels import accumulate as _acc_kernels
+from intsim.kernels import quantize as _quant_kernels
+
+
+class StrEnum(str, Enum):
+    """A str-valued Enum whose members behave as their value (str, format, hash, ==)."""
+
+    def __str__(self) -> str:
+        return self.value
+
+    __format__ = str.__format__
+
+    @classmethod
+    def values(cls) -> tuple[str, ...]:
+        return tuple(m.value for m in cls)
+
+    @classmethod
+    def parse(cls, value, name: str):
+        """The member for `value`, or a ValueError naming the argument and the choices."""
+        try:
+            return cls(value)
+        except ValueError:
+            raise ValueError(f"{name}: expected one of {cls.values()}, got {value!r}") from None
+
+
+class Rounding(StrEnum):
+    NEAREST = "nearest"
+    HALF_AWAY = "half_away"
+    HALF_UP = "half_up"
+    FLOOR = "floor"
+    STOCHASTIC = "stochastic"
+
+    @property
+    def code(self) -> int:
+        """The kernel's integer code of this rule (intsim.kernels.quantize)."""
+        return _ROUNDING_CODES[self]
+
+
+class AccMode(StrEnum):
+    SATURATE = "saturate"
+    CLAMP_TILE = "clamp_tile"
+    WRAP = "wrap"
+    EXACT = "exact"
+
+    @property
+    def code(self) -> int:
+        """The kernel's integer code of this mode (intsim.kernels.accumulate)."""
+        return _ACC_CODES[self]
+
+
+class HadamardRule(StrEnum):
+    NONE = "none"
+    LARGEST_POW2 = "largest_pow2"
+    PAD = "pad"
+
+
+class QuantFormat(StrEnum):
+    INT = "int"
+    LOG2 = "log2"
+
+
+class MatmulKind(StrEnum):
+    FWD = "fwd"
+    GRAD_IN = "grad_in"
+    GRAD_W = "grad_w"
+
+
+_ROUNDING_CODES = {
+    Rounding.NEAREST: _quant_kernels.NEAREST, Rounding.HALF_AWAY: _quant_kernels.HALF_AWAY,
+    Rounding.HALF_UP: _quant_kernels.HALF_UP, Rounding.FLOOR: _quant_kernels.FLOOR,
+    Rounding.STOCHASTIC: _quant_kernels.STOCHASTIC}
+_ACC_CODES = {
+    AccMode.EXACT: _acc_kernels.EXACT, AccMode.SATURATE: _acc_kernels.SATURATE,
+    AccMode.CLAMP_TILE: _acc_kernels.CLAMP_TILE, AccMode.WRAP: _acc_kernels.WRAP}
+
+
+@dataclass(frozen=True)
+class OperandRole:
+    """One input of one product: its Numerics field, record letter and quantization rule."""
+    field: str                 # Numerics field holding its QuantSpec ("a_fwd", …)
+    letter: str                # letter in record labels ("a", "w", "g")
+    grouped: bool              # one scale (and one SR draw) per group; else one per tensor
+    reuses: Optional[str]      # None quantizer → the forward operand it reuses (Hadamard-transformed)
+    text: str                  # what the tensor is
+
+
+@dataclass(frozen=True)
+class Product:
+    """One of a layer's three integer products: left (…, M, R) · right (R, N) → accumulator."""
+    kind: MatmulKind
+    accumulator: str           # Numerics field of its Accumulator
+    left: OperandRole
+    right: OperandRole
+    reduces: str               # the axis the product sums over
+    hadamard: bool             # both operands are Hadamard-transformed along that axis
+    text: str
+
+    @property
+    def operands(self) -> tuple[OperandRole, OperandRole]:
+        return self.left, self.right
+
+    def operand(self, letter: str) -> OperandRole:
+        for role in self.operands:
+            if role.letter == letter:
+                return role
+        raise KeyError(f"{self.kind}: no operand {letter!r}")
+
+
+PRODUCTS: dict[MatmulKind, Product] = {
+    MatmulKind.FWD: Product(
+        MatmulKind.FWD, "acc_fwd",
+        OperandRole("a_fwd", "a", True, None, "forward activations x"),
+        OperandRole("w_fwd", "w", False, None, "forward weights W"),
+        "K (in-features)", False, "forward matmul a_fwd · w_fwdᵀ"),
+    MatmulKind.GRAD_IN: Product(
+        MatmulKind.GRAD_IN, "acc_in",
+        OperandRole("g_in", "g", True, None, "output gradient G·H_out (input-gradient matmul)"),
+        OperandRole("w_bwd", "w", False, "w_fwd",
+                    "backward weights H_out·w (input-gradient matmul)"),
+        "N (out-features)", True, "input-gradient matmul g_in · w_bwd"),
+    MatmulKind.GRAD_W: Product(
+        MatmulKind.GRAD_W, "acc_w",
+        OperandRole("g_w", "g", True, None, "output gradient Gᵀ·H_bs (weight-gradient matmul)"),
+        OperandRole("a_bwd", "a", True, "a_fwd",
+                    "backward activations H_bs·a (weight-gradient matmul)"),
+        "R (batch rows of a group)", True, "weight-gradient matmul g_w · a_bwd"),
+}
+
+#: Numerics operand fields in datapath-file order, and the accumulator fields
+OPERANDS = ("w_fwd", "a_fwd", "w_bwd", "a_bwd", "g_in", "g_w")
+ACCUMULATORS = tuple(p.accumulator for p in PRODUCTS.values())
+#: operand field -> its role (and the product it feeds)
+ROLES: dict[str, OperandRole] = {r.field: r for p in PRODUCTS.values() for r in p.operands}
+PRODUCT_OF_OPERAND: dict[str, Product] = {r.field: p for p in PRODUCTS.values()
+                                          for r in p.operands}
+PRODUCT_OF_ACCUMULATOR: dict[str, Product] = {p.accumulator: p for p in PRODUCTS.values()}
+
+
+def label(layer: str, kind: MatmulKind, letter: Optional[str] = None) -> str:
+    """The record label of a product ("layer/kind") or of one of its operands ("layer/kind/a")."""
+    return f"{layer}/{kind}" if letter is None else f"{layer}/{kind}/{letter}"
+
+
+def split_label(text: str) -> tuple[str, Optional[MatmulKind], Optional[str]]:
+    """(layer, kind, letter) of a label made by `label` (letter None for a product label);
+    (text, None, None) when it names no product."""
+    head, _, last = text.rpartition("/")
+    if last in MatmulKind.values():
+        return head, MatmulKind(last), None
+    layer, _, kind = head.rpartition("/")
+    if kind in MatmulKind.values() and head:
+        return layer, MatmulKind(kind), last
+    return text, None, None

@@ -1,0 +1,135 @@
+"""The sweep's plots: accuracy against a swept numerics knob, and accuracy after each task."""
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+from typing import Optional, Sequence, Union
+
+import numpy as np
+import pandas as pd
+
+from intsim.experiments.sweep.tables import config_label
+from intsim.formats.figures import figure, save_figure
+
+
+def _num(v) -> Optional[float]:
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return None
+    return f if math.isfinite(f) else None
+
+
+def plot_vs_knob(summary, knob: str, path: Union[str, os.PathLike],
+                 metrics: Sequence[str] = ("last", "aia")) -> bool:
+    """Accuracy (mean ± std over seeds) vs a numerics knob: one panel per data set × method and
+    metric, one line per other configuration, float numerics as dashed horizontal lines.
+    Returns False (no file) when the knob has fewer than two numeric values."""
+    if knob not in summary.columns:
+        return False
+    xs = sorted({x for x in (_num(v) for v in summary[knob]) if x is not None})
+    if len(xs) < 2:
+        return False
+    fields = list(summary.columns[1:summary.columns.get_loc("n_seeds")])
+    others = [c for c in fields if c not in ("dataset", "method", knob)]
+    pairs = list(dict.fromkeys(zip(summary["dataset"], summary["method"])))
+    fig = figure(4.6 * len(metrics), 3.4 * len(pairs))
+    axes = np.atleast_2d(fig.subplots(len(pairs), len(metrics), squeeze=False))
+    for i, (ds, me) in enumerate(pairs):
+        sub = summary[(summary["dataset"] == ds) & (summary["method"] == me)]
+        flat = sub[sub[knob].isna()]
+        quant = sub[sub[knob].notna()]
+        for j, m in enumerate(metrics):
+            ax = axes[i, j]
+            color = 0
+            for key, g in (quant.groupby(others, sort=False, dropna=False) if others
+                           else [((), quant)]):
+                g = g.assign(_x=[_num(v) for v in g[knob]]).dropna(subset=["_x", f"{m}_mean"])
+                g = g.sort_values("_x")
+                if g.empty:
+                    continue
+                lab = config_label(g.iloc[0], [c for c in fields if c != knob])
+                ax.errorbar(g["_x"], g[f"{m}_mean"], yerr=g[f"{m}_std"].fillna(0.0),
+                            marker="o", capsize=3, color=f"C{color % 10}", label=lab)
+                color += 1
+            for _, r in flat.iterrows():
+                mean, sd = r[f"{m}_mean"], r[f"{m}_std"]
+                if pd.isna(mean):
+                    continue
+                c = f"C{color % 10}"
+                color += 1
+                ax.axhline(mean, color=c, linestyle="--",
+                           label=f"{config_label(r, fields)} (float)")
+                if not pd.isna(sd):
+                    ax.axhspan(mean - sd, mean + sd, color=c, alpha=0.12)
+            if knob == "tile":
+                ax.set_xscale("log", base=2)
+            ax.set_xticks(xs)
+            ax.set_xticklabels([f"{x:g}" for x in xs])
+            ax.set_xlabel(knob.replace("_", " "))
+            ax.set_ylabel(f"{'last-task accuracy' if m == 'last' else m.upper()} (%)")
+            ax.set_ylim(0, 100)
+            ax.grid(alpha=0.3)
+            ax.set_title(f"{ds} · {me}", fontsize=9)
+            ax.legend(fontsize=6, loc="lower right")
+    fig.suptitle(f"accuracy vs {knob.replace('_', ' ')} (mean ± std over seeds)", fontsize=10)
+    fig.tight_layout()
+    save_figure(fig, path)
+    return True
+
+
+def plot_per_task(summary, results, path: Union[str, os.PathLike], max_lines: int = 12) -> bool:
+    """Accuracy after each task (CNN classifier), mean ± std over seeds, one line per
+    configuration (FP32 vs the quantized ones), one panel per data set × method."""
+    ok = results[(results["status"] == "ok") & results["accuracy_curve_json"].notna()]
+    if ok.empty:
+        return False
+    fields = list(summary.columns[1:summary.columns.get_loc("n_seeds")])
+    pairs = list(dict.fromkeys(zip(summary["dataset"], summary["method"])))
+    fig = figure(6.0, 3.8 * len(pairs))
+    axes = np.atleast_1d(fig.subplots(len(pairs), 1, squeeze=False)[:, 0])
+    for ax, (ds, me) in zip(axes, pairs):
+        sub = summary[(summary["dataset"] == ds) & (summary["method"] == me)].head(max_lines)
+        for k, (_, r) in enumerate(sub.iterrows()):
+            curves = [json.loads(x) for x in ok[ok["group"] == r["group"]]["accuracy_curve_json"]]
+            if not curves or len({len(c) for c in curves}) != 1:
+                continue
+            a = np.array([[np.nan if v is None else v for v in c] for c in curves], float)
+            t = np.arange(1, a.shape[1] + 1)
+            mean = np.nanmean(a, axis=0)
+            quant = r["numerics"] != "fp32" and "fp32" not in str(r["numerics"])
+            ax.plot(t, mean, marker="o", color=f"C{k % 10}",
+                    linestyle="-" if quant else "--",
+                    label=f"{config_label(r, fields)} (n={len(curves)})")
+            if len(curves) > 1:
+                sd = np.nanstd(a, axis=0, ddof=1)
+                ax.fill_between(t, mean - sd, mean + sd, color=f"C{k % 10}", alpha=0.12)
+            ax.set_xticks(t)
+        ax.set_xlabel("tasks learned")
+        ax.set_ylabel("accuracy on all seen classes (%)")
+        ax.set_ylim(0, 100)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=6, loc="lower left")
+        ax.set_title(f"{ds} · {me}: accuracy after each task (mean ± std over seeds)",
+                     fontsize=9)
+    fig.tight_layout()
+    save_figure(fig, path)
+    return True
+
+
+def sweep_plots(results, summary, out: Union[str, os.PathLike]) -> list[Path]:
+    """acc_vs_<knob>.png for acc_bits / operand_bits / tile (when swept) and per_task.png."""
+    out = Path(out)
+    written = []
+    if summary.empty:
+        return written
+    for knob in ("acc_bits", "operand_bits", "tile"):
+        p = out / f"acc_vs_{knob}.png"
+        if plot_vs_knob(summary, knob, p):
+            written.append(p)
+    p = out / "per_task.png"
+    if plot_per_task(summary, results, p):
+        written.append(p)
+    return written

@@ -6,9 +6,10 @@ must be scaled with statistics of the training subjects only (:func:`fit_minmax`
 
 Modules: ``base`` (container, errors), ``har_features`` (feature extractor, windowing),
 ``scaling`` (train-only min-max), ``har_raw`` (DSADS / PAMAP2 / HAPT layouts), ``tables`` (the
-paper's feature tables), ``images`` (CIFAR-100, IDX), ``offline`` (watch, digits,
-Fashion-MNIST), ``synthetic`` (labelled synthetic generators), ``cache`` (HDF5 cache),
-``registry`` (:func:`load_dataset`).
+paper's feature tables), ``images`` (CIFAR-100, IDX), ``watch`` (seglearn watch: release check,
+safe .npz format), ``offline`` (watch, digits, Fashion-MNIST), ``synthetic`` (labelled synthetic
+generators), ``safeio`` (UTF-8 text, restricted unpickling, hashing), ``args`` (argument checks),
+``cache`` (HDF5 cache), ``registry`` (:func:`load_dataset`).
 """
 from .base import ARCHIVES, DataFormatError, Dataset, remap_labels
 from .cache import default_cache_dir
@@ -21,6 +22,7 @@ from .registry import DATASET_NAMES, load_dataset
 from .scaling import MinMaxScaler, apply_minmax, fit_minmax, minmax_preprocess, scale_dataset
 from .synthetic import load_synthetic_har, make_synthetic_feature_table, make_synthetic_har_windows
 from .tables import load_feature_table
+from .watch import write_watch_npz
 
 __all__ = [
     "ARCHIVES", "DATASET_NAMES", "DataFormatError", "Dataset", "FEATURE_NAMES", "MinMaxScaler",
@@ -30,5 +32,5 @@ __all__ = [
     "magnitude", "magnitude_features", "minmax_preprocess", "make_synthetic_feature_table",
     "make_synthetic_har_windows",
     "read_dsads_segments", "read_idx", "read_pamap2_file", "remap_labels", "scale_dataset",
-    "sliding_windows",
+    "sliding_windows", "write_watch_npz",
 ]

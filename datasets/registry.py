@@ -36,6 +36,7 @@ from .har_raw import (dsads_raw_files, hapt_files, load_dsads_raw, load_hapt, lo
                       pamap2_raw_files)
 from .images import load_cifar100
 from .offline import load_digits, load_fashion_mnist, load_watch, watch_file
+from .watch import find_watch_file
 from .synthetic import load_synthetic_har, make_synthetic_feature_table
 from .tables import TABLE_SPECS, find_feature_table, load_feature_table
 
@@ -128,9 +129,7 @@ def load_dataset(
 
     if key == "watch":
         _check_params(key, load_watch, params, exclude=("path",))
-        path = Path(data_dir) / "watch_dataset.npy" if data_dir is not None else watch_file()
-        if not path.is_file():
-            raise missing_data_error("watch", path)
+        path = find_watch_file(data_dir) if data_dir is not None else watch_file()
         full = {"window": 128, "step": 64, **params}
         return cached("watch", [path], path.parent, full, lambda: load_watch(path=path, **params),
                       cache_dir, cache)

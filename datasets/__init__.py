@@ -4,18 +4,27 @@ Start with :func:`load_dataset`; every loader returns a :class:`Dataset`.  HAR r
 turned into the paper's 27-features-per-sensor-magnitude vectors (:func:`extract_features`) and
 must be scaled with statistics of the training subjects only (:func:`fit_minmax`).
 
+Your own data: ``load_dataset("myhar.csv")`` reads a CSV / Parquet / NPZ feature table or an NPZ
+of images (formats: :mod:`intsim.datasets.byo`, docs/data.md); :func:`from_arrays` builds the
+same :class:`Dataset` from arrays.  :func:`dataset_identity` gives the source files (absolute
+path, SHA-256) and a content hash to record in config.json; :func:`check_identity` compares.
+
 Modules: ``base`` (container, errors), ``har_features`` (feature extractor, windowing),
 ``scaling`` (train-only min-max), ``har_raw`` (DSADS / PAMAP2 / HAPT layouts), ``tables`` (the
 paper's feature tables), ``images`` (CIFAR-100, IDX), ``watch`` (seglearn watch: release check,
 safe .npz format), ``offline`` (watch, digits, Fashion-MNIST), ``synthetic`` (labelled synthetic
-generators), ``safeio`` (UTF-8 text, restricted unpickling, hashing), ``args`` (argument checks),
-``cache`` (HDF5 cache), ``registry`` (:func:`load_dataset`).
+generators), ``byo`` (your own files), ``arrays`` (:func:`from_arrays`, validation rules),
+``identity`` (data-set identity), ``safeio`` (UTF-8 text, restricted unpickling, hashing),
+``args`` (argument checks), ``cache`` (HDF5 cache), ``registry`` (:func:`load_dataset`).
 """
+from .arrays import from_arrays
 from .base import ARCHIVES, DataFormatError, Dataset, remap_labels
+from .byo import FILE_SUFFIXES, load_file
 from .cache import default_cache_dir
 from .har_features import (FEATURE_NAMES, N_FEATURES, extract_features, magnitude,
                            magnitude_features, sliding_windows)
 from .har_raw import load_dsads_raw, load_hapt, load_pamap2_raw, read_dsads_segments, read_pamap2_file
+from .identity import DatasetIdentityError, check_identity, dataset_identity
 from .images import load_cifar100, read_idx
 from .offline import load_digits, load_fashion_mnist, load_watch
 from .registry import DATASET_NAMES, load_dataset
@@ -25,10 +34,12 @@ from .tables import load_feature_table
 from .watch import write_watch_npz
 
 __all__ = [
-    "ARCHIVES", "DATASET_NAMES", "DataFormatError", "Dataset", "FEATURE_NAMES", "MinMaxScaler",
-    "N_FEATURES", "apply_minmax", "default_cache_dir", "extract_features", "fit_minmax",
+    "ARCHIVES", "DATASET_NAMES", "DataFormatError", "Dataset", "DatasetIdentityError", "FEATURE_NAMES",
+    "FILE_SUFFIXES", "MinMaxScaler",
+    "N_FEATURES", "apply_minmax", "check_identity", "dataset_identity", "default_cache_dir",
+    "extract_features", "fit_minmax", "from_arrays",
     "load_cifar100", "load_dataset", "load_digits", "load_dsads_raw", "load_fashion_mnist",
-    "load_feature_table", "load_hapt", "load_pamap2_raw", "load_synthetic_har", "load_watch",
+    "load_feature_table", "load_file", "load_hapt", "load_pamap2_raw", "load_synthetic_har", "load_watch",
     "magnitude", "magnitude_features", "minmax_preprocess", "make_synthetic_feature_table",
     "make_synthetic_har_windows",
     "read_dsads_segments", "read_idx", "read_pamap2_file", "remap_labels", "scale_dataset",

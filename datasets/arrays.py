@@ -78,7 +78,7 @@ def _ints_or_strings(a: np.ndarray, column: str, at: Locator, what: str) -> np.n
         if bad.any():
             i = int(np.argmax(bad))
             problem = "missing value (empty cell or NaN)" if np.isnan(a[i]) else \
-                f"{a[i]!r} is not an integer ({what} must be integers or strings)"
+                f"{a[i].item()!r} is not an integer ({what} must be integers or strings)"
             raise DataFormatError(f"{at(column, i)}: {problem}")
         return a.astype(np.int64)
     if kind in "US":
@@ -156,7 +156,7 @@ def parse_split(values: Any, column: str, at: Locator, src: str, n: int, allow_b
         return a.astype(bool)
     if a.dtype.kind not in "USO":
         raise DataFormatError(f"{at(column, 0)}: split values must be 'train' or 'test', got {a.dtype} values "
-                              f"such as {a[0]!r}")
+                              f"such as {a[0].item()!r}")
     items = a.tolist()
     out = np.zeros(n, dtype=bool)
     for i, v in enumerate(items):
@@ -184,7 +184,7 @@ def check_features(X: np.ndarray, at_index: Callable[[tuple[int, ...]], str], sr
         if bad.any():
             idx = tuple(int(i) for i in np.argwhere(bad)[0])
             val = X[idx]
-            problem = "NaN" if np.isnan(val) else ("infinite" if np.isinf(val) else f"{val!r} does not fit float32")
+            problem = "NaN" if np.isnan(val) else ("infinite" if np.isinf(val) else f"{float(val)!r} does not fit float32")
             raise DataFormatError(f"{at_index(idx)}: {problem}; every feature value must be a finite number")
     return X
 

@@ -183,7 +183,7 @@ def _feature_matrix(df, cols: Sequence[str], at) -> np.ndarray:
         if nonfinite.any():
             i = int(np.argmax(nonfinite))
             problem = ("missing value (empty cell or NaN)" if np.isnan(v[i]) else
-                       "infinite value" if np.isinf(v[i]) else f"{v[i]!r} does not fit float32")
+                       "infinite value" if np.isinf(v[i]) else f"{float(v[i])!r} does not fit float32")
             raise DataFormatError(f"{at(c, i)}: {problem}; every feature value must be a finite number")
         X[:, j] = v
     return X
@@ -273,6 +273,12 @@ def load_npz(path: os.PathLike | str, class_names: Sequence[str] | Mapping[Any, 
     ``class_names``; format in the module docstring).  ``class_names=`` overrides the file's."""
     path = check_path("load_npz", "path", path).resolve()
     raw = _read_bytes(path)
+    if raw.startswith(b"\x93NUMPY"):
+        raise DataFormatError(f"{path}: holds a single array, not an .npz archive of named arrays "
+                              f"({', '.join(NPZ_KEYS)}); write it with np.savez(path, X=..., y=...)")
+    if not raw.startswith(b"PK"):
+        raise DataFormatError(f"{path}: not an .npz file (an .npz is a zip archive of .npy arrays, written by "
+                              "np.savez(path, X=..., y=...)); the file does not start like a zip archive")
     try:
         z = np.load(io.BytesIO(raw), allow_pickle=False)
     except Exception as err:
@@ -291,9 +297,14 @@ def load_npz(path: os.PathLike | str, class_names: Sequence[str] | Mapping[Any, 
         for key in z.files:
             try:
                 arrays[key] = z[key]
-            except Exception as err:  # object arrays need pickle: refused
+            except ValueError as err:
+                if "pickle" not in str(err):
+                    raise DataFormatError(f"{path}: array {key!r} is corrupt ({err})") from None
+                # object arrays need pickle: refused
                 raise DataFormatError(f"{path}: array {key!r} cannot be read without unpickling ({err}); store "
                                       "numbers or fixed-width strings (numpy 'U' dtype), not Python objects") from None
+            except Exception as err:  # zipfile.BadZipFile (bad CRC), EOFError, zlib.error ...
+                raise DataFormatError(f"{path}: array {key!r} is corrupt ({type(err).__name__}: {err})") from None
     X = arrays["X"]
     file_names = arrays.get("class_names")
     if class_names is None and file_names is not None:

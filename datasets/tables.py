@@ -151,8 +151,15 @@ def read_feature_table(
                                       + (f" ({columns})" if columns else ""))
         try:
             M = df.to_numpy(dtype=np.float64)
-        except (ValueError, TypeError) as err:
-            raise malformed_error(dataset, path, f"non-numeric value ({err})") from None
+        except (ValueError, TypeError):
+            for j, col in enumerate(df.columns):
+                conv = pd.to_numeric(df[col], errors="coerce")
+                bad = (conv.isna() & df[col].notna()).to_numpy()
+                if bad.any():
+                    r = int(np.argmax(bad))
+                    raise malformed_error(dataset, path, f"non-numeric value {df[col].iloc[r]!r} in row {r}, "
+                                          f"column {j}") from None
+            raise malformed_error(dataset, path, "non-numeric values") from None
     ncols = M.shape[1]
     if feat_cols is None:
         nf = ncols - 2 if n_features is None else n_features

@@ -125,6 +125,9 @@ def _check_structure(d: dict, path: Path) -> dict:
 
 
 def _read_npz(raw: bytes, path: Path) -> dict:
+    if not raw.startswith(b"PK"):
+        raise malformed_error("watch", path, "not a readable .npz (an .npz is a zip archive of .npy arrays; "
+                              "this file does not start like one)")
     try:
         z = np.load(io.BytesIO(raw), allow_pickle=False)
     except Exception as err:
@@ -140,9 +143,14 @@ def _read_npz(raw: bytes, path: Path) -> dict:
             raise malformed_error("watch", path, f"missing key(s) {missing}")
         try:
             arrays = {k: z[k] for k in z.files}
-        except ValueError as err:  # object arrays need pickle: refused
+        except ValueError as err:
+            if "pickle" not in str(err):
+                raise malformed_error("watch", path, f"corrupt array ({err})") from None
+            # object arrays need pickle: refused
             raise malformed_error("watch", path, f"holds an object array, which would need unpickling ({err}); "
                                   "store plain numeric and string arrays") from None
+        except Exception as err:  # bad CRC, truncated member
+            raise malformed_error("watch", path, f"corrupt array ({type(err).__name__}: {err})") from None
     X, lengths = arrays["X"], arrays["lengths"]
     if lengths.ndim != 1 or not np.issubdtype(lengths.dtype, np.integer) or (lengths.size and lengths.min() < 1):
         raise malformed_error("watch", path, "lengths must be a 1-D int array of recording lengths >= 1")

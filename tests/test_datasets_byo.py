@@ -222,3 +222,14 @@ def test_csv_in_memory_bytes_are_what_is_hashed(tmp_path):
     ds = load_dataset(p)
     import hashlib
     assert ds.meta["source_files"][0]["sha256"] == hashlib.sha256(b"f,label\n1,0\n2,1\n").hexdigest()
+
+
+def test_docs_example_table_loads(tmp_path):
+    """The example table in docs/data.md is a valid file with the documented outcome."""
+    text = (Path(__file__).resolve().parents[1] / "docs" / "data.md").read_text()
+    block = text.split("```csv\n", 1)[1].split("```", 1)[0]
+    (tmp_path / "myhar.csv").write_text(block)
+    ds = load_dataset(tmp_path / "myhar.csv")
+    assert ds.class_names == ("run", "sit", "walk") and ds.X.shape == (6, 4)
+    assert ds.is_test.tolist() == [False] * 3 + [True] * 3
+    assert Scenario.from_dataset(ds, init_cls=2, increment=1).split_mode == "official"

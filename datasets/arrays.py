@@ -184,7 +184,8 @@ def check_features(X: np.ndarray, at_index: Callable[[tuple[int, ...]], str], sr
         if bad.any():
             idx = tuple(int(i) for i in np.argwhere(bad)[0])
             val = X[idx]
-            problem = "NaN" if np.isnan(val) else ("infinite" if np.isinf(val) else f"{float(val)!r} does not fit float32")
+            problem = ("NaN" if np.isnan(val) else "infinite" if np.isinf(val)
+                       else f"{float(val)!r} does not fit float32")
             raise DataFormatError(f"{at_index(idx)}: {problem}; every feature value must be a finite number")
     return X
 
@@ -278,7 +279,7 @@ def from_arrays(
     except Exception as err:
         raise ValueError(f"from_arrays: X must be an array of numbers ({type(err).__name__}: {err})") from None
     if Xa.dtype.kind == "O":
-        raise ValueError(f"from_arrays: X must be an array of numbers, got dtype object (ragged rows or mixed types?)")
+        raise ValueError("from_arrays: X must be an array of numbers, got dtype object (ragged rows or mixed types?)")
     arg = {"label": "y", "subject": "subject", "split": "split"}
     return build_dataset(
         Xa, y, name=name, src="from_arrays", at=lambda col, i: f"from_arrays: {col}[{i}]",

@@ -174,7 +174,11 @@ def _feature_matrix(df, cols: Sequence[str], at) -> np.ndarray:
         if s.dtype.kind in "iuf":
             v = s.to_numpy(dtype=np.float64, na_value=np.nan)
         else:
-            v = pd.to_numeric(s, errors="coerce").to_numpy(dtype=np.float64)
+            try:
+                v = pd.to_numeric(s, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+            except (TypeError, ValueError):
+                raise DataFormatError(f"{at(c, 0)}: column of type {s.dtype} holds no numbers; feature values "
+                                      "must be numbers") from None
             bad = np.isnan(v) & s.notna().to_numpy()
             if bad.any():
                 i = int(np.argmax(bad))
@@ -210,8 +214,8 @@ def load_table(
     for arg, v in (("label_column", label_column), ("subject_column", subject_column),
                    ("split_column", split_column)):
         if v is not None and (not isinstance(v, str) or not v.strip()):
-            raise ValueError(f"load_table: {arg} must be a column name (non-empty str){'' if arg == 'label_column' else ' or None'}, "
-                             f"got {v!r}")
+            also = "" if arg == "label_column" else " or None"
+            raise ValueError(f"load_table: {arg} must be a column name (non-empty str){also}, got {v!r}")
     if feature_columns is not None and (isinstance(feature_columns, (str, bytes)) or
                                         not all(isinstance(c, str) for c in feature_columns)):
         raise ValueError(f"load_table: feature_columns must be a list of column names, got {feature_columns!r}")
@@ -315,7 +319,8 @@ def load_npz(path: os.PathLike | str, class_names: Sequence[str] | Mapping[Any, 
     fnames = arrays.get("feature_names")
     if fnames is not None:
         if fnames.ndim != 1 or fnames.dtype.kind != "U":
-            raise DataFormatError(f"{path}: feature_names must be a 1-D string array, got {fnames.dtype} {fnames.shape}")
+            raise DataFormatError(f"{path}: feature_names must be a 1-D string array, got {fnames.dtype} "
+                                  f"{fnames.shape}")
         if X.ndim != 2:
             raise DataFormatError(f"{path}: feature_names is only for 2-D X (feature vectors), X has shape {X.shape}")
     layout = "images_npz" if X.ndim == 4 else "table_npz"

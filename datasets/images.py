@@ -80,7 +80,8 @@ def load_cifar100(data_dir: os.PathLike | str, label_type: str = "fine") -> Data
         except KeyError as err:
             raise malformed_error("cifar100", path, f"missing key {err}") from None
         if data.ndim != 2 or data.shape[0] == 0 or data.shape[1] != 3072 or data.dtype != np.uint8:
-            raise malformed_error("cifar100", path, f"'data' must be uint8 (n, 3072) with n >= 1, got {data.dtype} {data.shape}")
+            raise malformed_error("cifar100", path,
+                                  f"'data' must be uint8 (n, 3072) with n >= 1, got {data.dtype} {data.shape}")
         if labels.shape != (data.shape[0],) or (labels.size and (labels.min() < 0 or labels.max() >= n_classes)):
             raise malformed_error("cifar100", path,
                                   f"'{label_type}_labels' must be {data.shape[0]} ints in 0..{n_classes - 1}")

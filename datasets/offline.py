@@ -91,7 +91,8 @@ def load_fashion_mnist(data_dir: os.PathLike | str | None = None, flatten: bool 
             raise malformed_error("fashion_mnist", paths[0],
                                   f"expected uint8 (n, 28, 28) images, got {imgs.dtype} {imgs.shape}")
         if imgs.shape[0] == 0 or imgs.shape[1:] != (28, 28):
-            raise malformed_error("fashion_mnist", paths[0], f"expected n >= 1 images of 28 x 28, got shape {imgs.shape}")
+            raise malformed_error("fashion_mnist", paths[0],
+                                  f"expected n >= 1 images of 28 x 28, got shape {imgs.shape}")
         if labs.shape != (imgs.shape[0],) or (labs.size and labs.max() > 9):
             raise malformed_error("fashion_mnist", paths[1], f"expected {imgs.shape[0]} labels in 0..9")
         Xs.append(imgs)

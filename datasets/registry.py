@@ -118,10 +118,10 @@ def _har_table_or_raw(name: str, data_dir: Path, layout: str, params: dict, cach
                   lambda: raw_fn(root, **params), cache_dir, cache)
 
 
-def _load_path(name: Any, data_dir: Any, params: dict) -> Dataset:
+def _load_path(name: Any, data_dir: Path | None, params: dict) -> Dataset:
     path = check_path("load_dataset", "name", name)
     if data_dir is not None and not path.is_absolute():
-        path = check_path("load_dataset", "data_dir", data_dir) / path
+        path = data_dir / path
     log.info("loading your own data file %s", path)
     return load_file(path, **params)
 
@@ -168,6 +168,11 @@ def load_dataset(
     TypeError : an unknown parameter.
     ImportError : a Parquet file without pyarrow installed.
     """
+    cache = check_bool("load_dataset", "cache", cache)
+    if cache_dir is not None:
+        cache_dir = check_path("load_dataset", "cache_dir", cache_dir)
+    if data_dir is not None:
+        data_dir = check_path("load_dataset", "data_dir", data_dir)
     if isinstance(name, os.PathLike) and not is_data_file(name):
         raise ValueError(f"load_dataset: name {os.fspath(name)!r} is a path without a {', '.join(FILE_SUFFIXES)} "
                          f"suffix; name must be {_EXPECTED_NAME}")
@@ -175,11 +180,6 @@ def load_dataset(
         return _load_path(name, data_dir, params)
     if not isinstance(name, str) or not name.strip():
         raise ValueError(f"load_dataset: name must be {_EXPECTED_NAME}, got {name!r} ({type(name).__name__})")
-    cache = check_bool("load_dataset", "cache", cache)
-    if cache_dir is not None:
-        cache_dir = check_path("load_dataset", "cache_dir", cache_dir)
-    if data_dir is not None:
-        data_dir = check_path("load_dataset", "data_dir", data_dir)
     key = name.strip().lower().replace("-", "_")
     key = _ALIASES.get(key, key)
     if key not in DATASET_NAMES:

@@ -76,7 +76,10 @@ FORMATS = QuantFormat.values()
 
 @dataclass(frozen=True)
 class Numerics:
-    """One layer's arithmetic; all None = plain float32 (the "fp32" preset)."""
+    """One layer's arithmetic; all None = plain float32 (the "fp32" preset).
+
+    Two Numerics are equal when they compute the same arithmetic: `name` is a label and takes
+    no part in ==."""
     w_fwd: Optional[QuantSpec] = None
     a_fwd: Optional[QuantSpec] = None
     w_bwd: Optional[QuantSpec] = None
@@ -87,7 +90,7 @@ class Numerics:
     acc_in: Optional[Accumulator] = None
     acc_w: Optional[Accumulator] = None
     hadamard: Optional[HadamardRule] = None
-    name: str = "custom"
+    name: str = dataclasses.field(default="custom", compare=False)   # a label, not arithmetic
 
     def __post_init__(self):
         for f in OPERANDS:
@@ -113,7 +116,11 @@ class Numerics:
         return all(getattr(self, f) is None for f in OPERANDS + ACCUMULATORS + ("hadamard",))
 
     def replace(self, **changes) -> "Numerics":
-        """A copy with some fields changed (dataclasses.replace)."""
+        """A copy with some fields changed (dataclasses.replace). Without a new `name`, the copy
+        is named after what changed: preset("hdqt").replace(acc_fwd=…) is "hdqt+acc_fwd"."""
+        if "name" not in changes:
+            changed = [k for k, v in changes.items() if getattr(self, k) != v]
+            changes["name"] = "+".join([self.name, *changed])
         return dataclasses.replace(self, **changes)
 
     @classmethod

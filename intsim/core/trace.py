@@ -23,12 +23,23 @@ QUANT_COLUMNS = ("step", "label", "op", "rounding", "bits", "signed", "elements"
 
 
 class Trace:
-    """Collects per-call records; see the module docstring."""
+    """Collects per-call records; see the module docstring.
 
-    def __init__(self):
+    step: stamped on every record; the training loop (intsim.nn.training) advances it, or call
+    advance() after each optimizer step of a loop of your own. eval_passes=False: layers in
+    eval mode (model.eval(), e.g. evaluation or feature extraction) are not traced.
+    """
+
+    def __init__(self, *, eval_passes: bool = True):
         self.records: list[dict] = []
         self.hists: list[np.ndarray] = []     # one per matmul record, same order
         self.step = 0
+        self.eval_passes = bool(eval_passes)
+
+    def advance(self, step: Optional[int] = None) -> int:
+        """Move to the next optimizer step (or to `step`); returns the new step."""
+        self.step = self.step + 1 if step is None else int(step)
+        return self.step
 
     def __len__(self) -> int:
         return len(self.records)
@@ -79,7 +90,10 @@ class Trace:
 
     # -- views ---------------------------------------------------------------------------
     def to_frame(self, op: Optional[str] = None):
-        """Records as a pandas DataFrame (one row per call); matmul rows carry `hist`."""
+        """Records as a pandas DataFrame (one row per call); matmul rows carry `hist`.
+
+        op="matmul" or "quantize" keeps one kind (their columns differ: a frame of both has
+        NaN in the other kind's columns)."""
         import pandas as pd
         rows = [dict(r) for r in self.records if op is None or r["op"] == op]
         for r in rows:

@@ -125,8 +125,8 @@ class Conv2d(MatmulModule):
             ctx = _FloatCtx(cols_t, Wm)
         else:
             cols = im2col(x, k, s, p)                               # (B, L, K)
-            y3, ctx = linear_op.linear_forward(cols, Wm, self.numerics, self.sr_stream(), self.trace,
-                                             self.label)            # (B, L, Cout)
+            y3, ctx = linear_op.linear_forward(cols, Wm, self.numerics, self.sr_stream(),
+                                               self.active_trace(), self.label)  # (B, L, Cout)
             y = y3.reshape(B, Ho, Wo, N).transpose(0, 3, 1, 2)
         y = np.ascontiguousarray(y)
         if "bias" in self.params:

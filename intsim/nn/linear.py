@@ -42,13 +42,22 @@ class _FloatCtx:
 class MatmulModule(Module):
     """A module whose core is y = x·Wᵀ; provides the float/quantized dispatch."""
 
+    def active_trace(self):
+        """The trace this forward pass records into: None in eval mode when the trace was made
+        with eval_passes=False."""
+        t = self.trace
+        if t is None or self.training or getattr(t, "eval_passes", True):
+            return t
+        return None
+
     def _matmul(self, x3: np.ndarray, W: np.ndarray):
         """x3 (G, R, K), W (N, K) -> (y3 (G, R, N), ctx)."""
         if self.numerics.is_float:
             G, R, K = x3.shape
             y = (x3.reshape(G * R, K) @ W.T).reshape(G, R, W.shape[0])
             return y, _FloatCtx(x3, W)
-        return linear_op.linear_forward(x3, W, self.numerics, self.sr_stream(), self.trace, self.label)
+        return linear_op.linear_forward(x3, W, self.numerics, self.sr_stream(), self.active_trace(),
+                                        self.label)
 
     def _matmul_backward(self, g3: np.ndarray, ctx):
         """g3 = dL/dy3 (G, R, N) -> (dx3 (G, R, K), dW (N, K) or None when frozen)."""

@@ -125,15 +125,23 @@ def rule_block(rule: Optional[HadamardRule]) -> BlockArg:
 
 
 def rule_block_size(n: int, rule: Optional[HadamardRule]) -> int:
-    """The block p a Numerics.hadamard rule gives an axis of length n (1: no transform)."""
-    return 1 if rule is None else block_size(n, rule_block(rule))
+    """The block p a Numerics.hadamard rule transforms an axis of length n with (1: no
+    transform; also for off_divide, which transforms nothing)."""
+    if rule is None or rule == HadamardRule.OFF_DIVIDE:
+        return 1
+    return block_size(n, rule_block(rule))
 
 
 def hadamard_transform(x: np.ndarray, axis: int, rule: Optional[HadamardRule]
                        ) -> tuple[np.ndarray, int]:
-    """(H·x along axis, block p) under a Numerics.hadamard rule; x itself with p = 1 for None."""
+    """(H·x along axis, the divisor p of the rescale) under a Numerics.hadamard rule.
+
+    None: x itself, p = 1. off_divide: x itself, but p = the largest_pow2 block of the axis —
+    the published HadOff switch, which skips the transform and still divides by its size."""
     if rule is None:
         return x, 1
+    if rule == HadamardRule.OFF_DIVIDE:
+        return x, block_size(x.shape[axis], None)
     block = rule_block(rule)
     return fwht(x, axis=axis, block=block), block_size(x.shape[axis], block)
 

@@ -7,13 +7,19 @@ of the groups' dW in group order. The equations (docs/method.md, NUMERICS.md §6
 of each product are modes.PRODUCTS):
 
   forward      (w, s_w) = Q_wf(W)        (a, s_a) = Q_af(x)
-               y = fl32(fl32(acc_fwd(a · wᵀ)) · fl32(s_a · s_w))
+               y  = R(acc_fwd(a · wᵀ);  s_w, s_a;      1)
   input grad   (g, s_g) = Q_gi(G · H_out)   (v, s_v) = Q_wb(H_out · w)
-               dx = fl32(fl32(acc_in(g · v)) · c),  c = fl32(fl32(fl32(s_g · s_v) · s_w) / p_out)
+               dx = R(acc_in(g · v);    s_g, s_v, s_w; p_out)
   weight grad  (g, s_g) = Q_gw(Gᵀ · H_bs)   (v, s_v) = Q_ab(H_bs · a)
-               dW = fl32(fl32(acc_w(g · v)) · c),   c = fl32(fl32(fl32(s_g · s_v) · s_a) / p_bs)
-  straight-through: dx = 0 where |x| > m_a, dW = 0 where |W| > m_w (m: the clamp points).
+               dW = R(acc_w(g · v);     s_g, s_v, s_a; p_bs)
+  straight-through: dx = 0 where |x| > t_a, dW = 0 where |W| > t_w (Numerics.ste: t = the clamp
+               point m of the forward quantizer, or 2^(bits-1) - 1, or never).
 
+The rescale R(acc; f_1 … f_k; p) in float32, by Numerics.rescale_order:
+  scale_product   fl32(fl32(acc) · c),   c = fl32(…fl32(fl32(f_1 · f_2) · f_3)… / p)
+  left_to_right   fl32(…fl32(fl32(fl32(acc) · f_1) · f_2)… / p)   (the published code's order)
+Numerics.act_scale = per_batch: the caller (Conv2d) quantizes the whole input batch once and
+passes the operand `a`; every group then uses that scale and clamp point.
 An unquantized operand is its float32 values with scale 1; H with p = 1 is the identity.
 """
 from __future__ import annotations
@@ -26,12 +32,14 @@ import numpy as np
 
 from intsim.core.accumulator import Accumulator, int_matmul
 from intsim.core.hadamard import hadamard_transform
-from intsim.core.modes import PRODUCTS, MatmulKind, OperandRole, Product, label
+from intsim.core.modes import (PRODUCTS, MatmulKind, OperandRole, Product, RescaleOrder, SteRule,
+                               label)
 from intsim.core.numerics import Numerics
 from intsim.core.quantizer import QuantSpec, quantize_spec
+from intsim.core.modes import label as operand_label
 from intsim.core.rng import SRStream
 from intsim.core.trace import Trace
-from intsim.kernels.rescale import rescale, zero_clipped
+from intsim.kernels.rescale import rescale, rescale_chain, zero_clipped
 
 FWD, GRAD_IN, GRAD_W = (PRODUCTS[k] for k in MatmulKind)
 
@@ -136,48 +144,73 @@ def _product(left: np.ndarray, right: np.ndarray, acc: Optional[Accumulator],
     return out
 
 
-def _rescale(acc: np.ndarray, c) -> np.ndarray:
-    """fl32(fl32(acc) · c) with c (G,) (or a scalar) broadcast over each group's trailing dims."""
-    c = np.asarray(c, np.float32)
-    groups = acc.shape[0] if c.ndim else 1
+def _rescale(acc: np.ndarray, factors, p: int, order: RescaleOrder) -> np.ndarray:
+    """R(acc; factors; p) of the module docstring: acc (G, …), each factor a per-group (G,)
+    array or a scalar, broadcast over each group's trailing dims."""
+    groups = acc.shape[0]
+    f = np.stack([np.broadcast_to(np.asarray(v, np.float32).reshape(-1), (groups,))
+                  for v in factors], axis=1)                       # (G, k)
+    flat = np.ascontiguousarray(acc).reshape(groups, -1)
     out = np.empty(acc.shape, np.float32)
-    rescale(np.ascontiguousarray(acc).reshape(groups, -1),
-            np.broadcast_to(c, (groups,)).copy(), out.reshape(groups, -1))
+    if order == RescaleOrder.LEFT_TO_RIGHT:
+        rescale_chain(flat, f, np.float32(p), out.reshape(groups, -1))
+        return out
+    c = f[:, 0].copy()
+    for j in range(1, f.shape[1]):
+        c = c * f[:, j]
+    rescale(flat, c / np.float32(p), out.reshape(groups, -1))
     return out
 
 
-def _factor(s_left, s_right, s_prior, p: int) -> np.ndarray:
-    """c = fl32(fl32(fl32(s_left · s_right) · s_prior) / p), elementwise in float32."""
-    c = np.asarray(s_left, np.float32) * np.asarray(s_right, np.float32)
-    c = c * np.asarray(s_prior, np.float32)
-    return np.asarray(c / np.float32(p), np.float32)
-
-
-def _ste_mask(grad: np.ndarray, x: np.ndarray, clip, grouped: bool) -> np.ndarray:
-    """Zero the gradient where |x| > m (the value was clamped by the forward quantizer)."""
-    if clip is None:
-        return grad
-    m = np.asarray(clip, np.float32).reshape(-1)
+def _ste_mask(grad: np.ndarray, x: np.ndarray, op: "Operand", spec: Optional[QuantSpec],
+              rule: SteRule, grouped: bool) -> np.ndarray:
+    """Zero the gradient where |x| > t (module docstring): t = the operand's clamp point
+    (clipped), 2^(bits-1) - 1 (code_max), or nothing (none, or an unquantized operand)."""
     groups = x.shape[0] if grouped else 1
+    if spec is None or rule == SteRule.NONE:
+        return grad
+    if rule == SteRule.CODE_MAX:
+        t = np.full(groups, 2 ** (spec.bits - 1) - 1, np.float32)
+    elif op.clip is None:
+        return grad
+    else:
+        t = np.broadcast_to(np.asarray(op.clip, np.float32).reshape(-1), (groups,)).copy()
     grad = np.ascontiguousarray(grad, np.float32)
     zero_clipped(grad.reshape(groups, -1), np.ascontiguousarray(x, np.float32).reshape(groups, -1),
-                 np.broadcast_to(m, (groups,)).copy())
+                 t)
     return grad
+
+
+def batch_operand(x: np.ndarray, numerics: Numerics, rng: Optional[SRStream],
+                  trace: Optional[Trace], label: str, unfold, groups: int) -> Operand:
+    """The forward activation operand of a whole batch with one scale (act_scale per_batch):
+    x (any shape, e.g. the (B, C, H, W) input of a convolution) quantized once by a_fwd (one
+    SR draw), then unfold(codes) → (G, R, K); every group carries the batch scale and clamp
+    point. Zero padding in unfold is code 0."""
+    role, layer = FWD.left, label
+    op = make_operand(x, numerics.a_fwd, _stream(rng, layer, role.field), trace,
+                      operand_label(layer, FWD.kind, role.letter), False)
+    clip = None if op.clip is None else np.full(groups, op.clip, np.float32)
+    return Operand(unfold(op.values), np.full(groups, op.scales, np.float32), clip)
 
 
 def linear_forward(x: np.ndarray, W: np.ndarray, numerics: Optional[Numerics] = None,
                    rng: Optional[SRStream] = None, trace: Optional[Trace] = None,
-                   label: str = "") -> tuple[np.ndarray, LinearContext]:
-    """y[g] = x[g] · Wᵀ under `numerics` (module docstring). Returns (y, ctx)."""
+                   label: str = "", a: Optional[Operand] = None
+                   ) -> tuple[np.ndarray, LinearContext]:
+    """y[g] = x[g] · Wᵀ under `numerics` (module docstring). Returns (y, ctx).
+
+    `a`: the forward activation operand when the caller quantized it (batch_operand);
+    default: Q_af of each group of x."""
     nm = numerics or Numerics(name="fp32")
     if x.ndim != 3 or W.ndim != 2 or x.shape[2] != W.shape[1]:
         raise ValueError(f"x, W: expected shapes (G, R, K) and (N, K), got {x.shape}, {W.shape}")
     ctx = LinearContext(x, W, None, None, nm, rng, trace, label)
     ctx.w = _operand(W, FWD.right, FWD.kind, ctx)
-    ctx.a = _operand(x, FWD.left, FWD.kind, ctx)
+    ctx.a = _operand(x, FWD.left, FWD.kind, ctx) if a is None else a
     fwd = _label(ctx, FWD)
     acc = _product(ctx.a.values, ctx.w.values.T, nm.acc_fwd, trace, fwd)
-    y = _rescale(acc, _factor(ctx.a.scales, ctx.w.scales, ONE, 1))
+    y = _rescale(acc, (ctx.w.scales, ctx.a.scales), 1, nm.rescale_order)
     _record(f"{fwd}/y", y)
     return y, ctx
 
@@ -190,7 +223,7 @@ def _hadamard_product(product: Product, g: np.ndarray, g_axis: int, v: np.ndarra
                       s_prior, ctx: LinearContext) -> np.ndarray:
     """One backward product (modes.PRODUCTS) in the Hadamard domain, rescaled to float32:
 
-        fl32(fl32(acc(Q_left(H·g) · Q_right(H·v))) · c),  c = fl32(fl32(fl32(s_l · s_r) · s_prior) / p)
+        R(acc(Q_left(H·g) · Q_right(H·v)); s_left, s_right, s_prior; p)
 
     H (block p) acts on g along g_axis and on v (the forward codes) along v_axis."""
     nm, lab = ctx.numerics, _label(ctx, product)
@@ -201,7 +234,7 @@ def _hadamard_product(product: Product, g: np.ndarray, g_axis: int, v: np.ndarra
     left = _operand(gh, product.left, product.kind, ctx)
     right = _operand(vh, product.right, product.kind, ctx)
     acc = _product(left.values, right.values, getattr(nm, product.accumulator), ctx.trace, lab)
-    return _rescale(acc, _factor(left.scales, right.scales, s_prior, p))
+    return _rescale(acc, (left.scales, right.scales, s_prior), p, nm.rescale_order)
 
 
 def linear_backward(grad_y: np.ndarray, ctx: LinearContext) -> tuple[np.ndarray, np.ndarray]:
@@ -209,14 +242,15 @@ def linear_backward(grad_y: np.ndarray, ctx: LinearContext) -> tuple[np.ndarray,
     G = grad_y.astype(np.float32, copy=False)
     # input gradient: Hadamard over the out-features axis N of G and of the forward w codes
     dx = _hadamard_product(GRAD_IN, G, -1, ctx.w.values, 0, ctx.w.scales, ctx)
-    dx = _ste_mask(dx, ctx.x, ctx.a.clip, True)
+    nm = ctx.numerics
+    dx = _ste_mask(dx, ctx.x, ctx.a, nm.a_fwd, nm.ste, True)
     # weight gradient: Hadamard over the batch axis R of each group, per group (G, N, K)
     Gt = np.ascontiguousarray(np.swapaxes(G, 1, 2))                 # (G, N, R)
     dWg = _hadamard_product(GRAD_W, Gt, -1, ctx.a.values, 1, ctx.a.scales, ctx)
     dW = dWg[0].copy()
     for k in range(1, dWg.shape[0]):
         dW += dWg[k]
-    dW = _ste_mask(dW, ctx.W, ctx.w.clip, False)
+    dW = _ste_mask(dW, ctx.W, ctx.w, nm.w_fwd, nm.ste, False)
     _record(f"{_label(ctx, GRAD_IN)}/dx", dx)
     _record(f"{_label(ctx, GRAD_W)}/dW", dW)
     return dx.astype(np.float32, copy=False), dW.astype(np.float32, copy=False)

@@ -5,7 +5,10 @@ AccMode.SATURATE are interchangeable wherever a string is accepted):
 
     Rounding       nearest (half to even) | half_away | half_up | floor | stochastic   (§2.1)
     AccMode        saturate | clamp_tile | wrap | exact                                 (§4)
-    HadamardRule   none | largest_pow2 | pad                                            (§5)
+    HadamardRule   none | largest_pow2 | pad | off_divide                               (§5, §6)
+    RescaleOrder   scale_product | left_to_right       float32 order of the rescale      (§6)
+    ActScale       per_image | per_batch               forward activation scale of a conv (§6)
+    SteRule        clipped | code_max | none           straight-through mask             (§6)
     QuantFormat    int | log2                                                           (§2.4)
     MatmulKind     fwd | grad_in | grad_w                                               (§6)
 
@@ -80,6 +83,46 @@ class HadamardRule(StrEnum):
     NONE = "none"
     LARGEST_POW2 = "largest_pow2"
     PAD = "pad"
+    #: no transform, but the backward rescale still divides by the largest_pow2 block it did
+    #: not apply (the published code's "HadOff" switch; dW and dx come out p times too small)
+    OFF_DIVIDE = "off_divide"
+
+
+class RescaleOrder(StrEnum):
+    """The float32 order of an integer product's rescale (NUMERICS.md §6).
+
+    scale_product   fl32(float32(acc) · c), c = the scales multiplied first (and divided by p):
+                    one multiplier per output — intsim's presets
+    left_to_right   fl32(…fl32(fl32(float32(acc) · s_1) · s_2)… ) / p — the factors applied to
+                    every output one after another, dividing last, as the published code's
+                    expressions `acc * s_w * s_a` and `acc * s_g * s_h * s_fwd * 1 / p` do"""
+    SCALE_PRODUCT = "scale_product"
+    LEFT_TO_RIGHT = "left_to_right"
+
+
+class ActScale(StrEnum):
+    """How many forward activation scales a convolution's batch has (NUMERICS.md §6).
+
+    per_image   one scale (and clamp point) per image: each image's im2col matrix is
+                quantized on its own, so an image is computed the same in any batch
+    per_batch   one scale for the whole input batch: the (B, C, H, W) tensor is quantized once,
+                before im2col (the published code); every image then runs with that scale.
+    Backward quantizers are per image either way. A Linear layer has one group: both agree."""
+    PER_IMAGE = "per_image"
+    PER_BATCH = "per_batch"
+
+
+class SteRule(StrEnum):
+    """Where the straight-through estimator zeroes the gradient of a quantized x or W.
+
+    clipped    where the forward quantizer clamped the value (|v| > m, the clamp point):
+               the method's rule
+    code_max   where |v| > 2^(bits-1) - 1 as a float (7 at 4 bits), whatever the scale: the
+               published code's constant threshold, which never masks inputs in [-1, 1]
+    none       never"""
+    CLIPPED = "clipped"
+    CODE_MAX = "code_max"
+    NONE = "none"
 
 
 class QuantFormat(StrEnum):

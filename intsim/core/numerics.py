@@ -9,14 +9,21 @@ Each operand spec is a QuantSpec or None. None on a forward operand or a gradien
 float32 (unquantized); None on w_bwd / a_bwd means "use the (Hadamard-transformed) forward
 operand as it is" — integer codes when the forward operand was quantized, else float32.
 Each accumulator is an intsim.Accumulator or None (float32 matmul of the operands).
-`hadamard` is None (H = identity), "largest_pow2" (the paper's block rule) or "pad".
+`hadamard` is None (H = identity), "largest_pow2" (the paper's block rule), "pad" or
+"off_divide" (no transform, yet divided by the largest_pow2 block: the published HadOff).
+`rescale_order`, `act_scale` and `ste` are the float32 order of the rescale, the number of
+forward activation scales of a convolution batch and the straight-through rule
+(intsim.core.modes: RescaleOrder, ActScale, SteRule; NUMERICS.md §6).
 
 The datapath description file
 -----------------------------
 A hardware user describes the arithmetic of every layer in one flat TOML file:
 
     name = "hdqt"                 # free text, becomes Numerics.name
-    hadamard = "pad"              # "none" | "largest_pow2" | "pad"          (NUMERICS.md §5, §6)
+    hadamard = "pad"              # "none" | "largest_pow2" | "pad" | "off_divide" (NUMERICS.md §5, §6)
+    rescale_order = "scale_product"   # "scale_product" | "left_to_right"     (§6)
+    act_scale = "per_image"       # "per_image" | "per_batch" (conv forward activation scale, §6)
+    ste = "clipped"               # "clipped" | "code_max" | "none" (straight-through mask, §6)
     seed = 0                      # optional: seed of the stochastic-rounding stream (§3)
 
     [w_fwd]                       # one table per matmul operand: w_fwd a_fwd w_bwd a_bwd g_in g_w
@@ -37,7 +44,9 @@ A hardware user describes the arithmetic of every layer in one flat TOML file:
     symmetric = true
     tile_sum_bits = 32            # width of the register adding tile results, or "none"
 
-An absent operand table means None: a float32 operand (for w_bwd / a_bwd: the forward codes,
+Absent top-level keys take the Numerics defaults (hadamard "none", rescale_order
+"scale_product", act_scale "per_image", ste "clipped"), so files written before a key existed
+keep their meaning. An absent operand table means None: a float32 operand (for w_bwd / a_bwd: the forward codes,
 Hadamard-transformed, used as they are); an absent accumulator table means a float32 matmul.
 A key absent from a table takes the QuantSpec / Accumulator default (the writer always spells
 every key out). Unknown keys, wrong types and impossible combinations are ValueErrors whose
@@ -66,11 +75,13 @@ from typing import Any, Mapping, Optional, Union
 
 from intsim.core.accumulator import Accumulator
 from intsim.core.modes import (ACCUMULATORS, OPERANDS, PRODUCT_OF_ACCUMULATOR, PRODUCTS, ROLES,
-                               HadamardRule, QuantFormat)
+                               ActScale, HadamardRule, QuantFormat, RescaleOrder, SteRule)
 from intsim.core.quantizer import QuantSpec
 from intsim.core.ranges import max_abs, product_operand_ranges
 
-HADAMARD_RULES = (None, HadamardRule.LARGEST_POW2, HadamardRule.PAD)
+HADAMARD_RULES = (None, HadamardRule.LARGEST_POW2, HadamardRule.PAD, HadamardRule.OFF_DIVIDE)
+#: the Enum-valued fields besides hadamard: field -> its vocabulary
+CHOICE_FIELDS = {"rescale_order": RescaleOrder, "act_scale": ActScale, "ste": SteRule}
 FORMATS = QuantFormat.values()
 
 
@@ -91,6 +102,9 @@ class Numerics:
     acc_w: Optional[Accumulator] = None
     hadamard: Optional[HadamardRule] = None
     name: str = dataclasses.field(default="custom", compare=False)   # a label, not arithmetic
+    rescale_order: RescaleOrder = RescaleOrder.SCALE_PRODUCT
+    act_scale: ActScale = ActScale.PER_IMAGE
+    ste: SteRule = SteRule.CLIPPED
 
     def __post_init__(self):
         for f in OPERANDS:
@@ -102,10 +116,12 @@ class Numerics:
             if v is not None and not isinstance(v, Accumulator):
                 raise ValueError(f"{f}: expected an intsim.Accumulator or None, got {v!r}")
         if self.hadamard not in HADAMARD_RULES or self.hadamard == HadamardRule.NONE:
-            raise ValueError(f"hadamard: expected one of (None, 'largest_pow2', 'pad'), "
-                             f"got {self.hadamard!r}")
+            raise ValueError(f"hadamard: expected one of (None, 'largest_pow2', 'pad', "
+                             f"'off_divide'), got {self.hadamard!r}")
         if self.hadamard is not None:
             object.__setattr__(self, "hadamard", HadamardRule(self.hadamard))
+        for f, vocabulary in CHOICE_FIELDS.items():
+            object.__setattr__(self, f, vocabulary.parse(getattr(self, f), f))
         for f in ("w_fwd", "a_fwd", "w_bwd", "a_bwd"):
             v = getattr(self, f)
             if v is not None and v.format == QuantFormat.LOG2:
@@ -143,7 +159,7 @@ class Datapath:
 
 
 #: top-level keys (besides the tables)
-TOP_KEYS = ("name", "hadamard", "seed", "allow_narrow_accumulators")
+TOP_KEYS = ("name", "hadamard", *CHOICE_FIELDS, "seed", "allow_narrow_accumulators")
 OPERAND_KEYS = tuple(f.name for f in dataclasses.fields(QuantSpec))
 ACC_KEYS = tuple(f.name for f in dataclasses.fields(Accumulator))
 #: the words a datapath table uses where the engine holds None
@@ -211,6 +227,9 @@ def from_mapping(doc: Mapping[str, Any], toml: bool = False, check: bool = True)
     allow = doc.get("allow_narrow_accumulators", False)
     if not isinstance(allow, bool):
         raise ValueError(f"allow_narrow_accumulators: expected true or false, got {allow!r}")
+    for key in CHOICE_FIELDS:
+        if key in doc and not (doc[key] is None and not toml):
+            kw[key] = doc[key]
     try:
         nm = Numerics(**kw, hadamard=hadamard_value(had, "hadamard"), name=name)
     except ValueError as e:
@@ -224,10 +243,10 @@ def from_mapping(doc: Mapping[str, Any], toml: bool = False, check: bool = True)
 
 
 def hadamard_value(word, where: str) -> Optional[HadamardRule]:
-    """The Numerics.hadamard of a datapath word "none" | "largest_pow2" | "pad"."""
+    """The Numerics.hadamard of a datapath word "none" | "largest_pow2" | "pad" | "off_divide"."""
     if word not in HadamardRule.values():
-        raise ValueError(f"{where}: expected \"none\", \"largest_pow2\" or \"pad\", got "
-                         f"{word!r}")
+        raise ValueError(f"{where}: expected one of {', '.join(map(repr, HadamardRule.values()))}"
+                         f", got {word!r}")
     return None if word == HadamardRule.NONE else HadamardRule(word)
 
 
@@ -339,6 +358,8 @@ def dumps(numerics: Numerics, seed: Optional[int] = None, comments: bool = True)
                   "# forward codes); an absent accumulator table = float32 matmul.", ""]
     lines.append(f"name = {_toml_str(numerics.name)}")
     lines.append(f"hadamard = {_toml_str(str(numerics.hadamard or HadamardRule.NONE))}")
+    for key in CHOICE_FIELDS:
+        lines.append(f"{key} = {_toml_str(str(getattr(numerics, key)))}")
     if seed is not None:
         if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2 ** 63:
             raise ValueError(f"seed: expected an int in [0, 2**63), got {seed!r}")

@@ -6,7 +6,11 @@
                 forward result clamped once to 8 bits, exact backward accumulators
     hdqt_paper  the published HDQT code: 4-bit operands, 8-bit clamp per 32-tile forward, one
                 clamp of the untiled backward sums, largest-power-of-two Hadamard blocks,
-                24 random bits per stochastic rounding
+                24 random bits per stochastic rounding, its float32 rescale order
+                (left_to_right) and one forward activation scale per conv batch (per_batch)
+    hdqt_paper_hadoff  hdqt_paper with the published "HadOff" switch: no Hadamard transform, yet
+                the gradients are still divided by the block size (hadamard = "off_divide");
+                the corrected naive baseline is "hdqt_paper:hadamard=none"
     hdqt        hardware-faithful HDQT: 8-bit registers saturating after every MAC in all three
                 products, 32-bit tile-sum register, zero-padded Hadamard, 16 random bits
 """
@@ -31,6 +35,12 @@ def _presets() -> dict:
     hdqt = Numerics(**_hdqt_operands(16), acc_fwd=hw_acc, acc_in=hw_acc, acc_w=hw_acc,
                     hadamard="pad", name="hdqt")
     log2_grad = QuantSpec(bits=4, rounding="stochastic", signed=True, format="log2")
+    paper = Numerics(**_hdqt_operands(24),
+                     acc_fwd=Accumulator(bits=8, tile=32, mode="clamp_tile"),
+                     acc_in=Accumulator(bits=8, tile=None, mode="clamp_tile"),
+                     acc_w=Accumulator(bits=8, tile=None, mode="clamp_tile"),
+                     hadamard="largest_pow2", rescale_order="left_to_right",
+                     act_scale="per_batch", name="hdqt_paper")
     return {
         "fp32": Numerics(name="fp32"),
         "int4": hdqt.replace(hadamard=None, name="int4"),
@@ -40,11 +50,8 @@ def _presets() -> dict:
                         acc_fwd=Accumulator(bits=8, tile=None, mode="clamp_tile"),
                         acc_in=Accumulator(bits=32, tile=None, mode="exact"),
                         acc_w=Accumulator(bits=32, tile=None, mode="exact"), name="luq"),
-        "hdqt_paper": Numerics(**_hdqt_operands(24),
-                               acc_fwd=Accumulator(bits=8, tile=32, mode="clamp_tile"),
-                               acc_in=Accumulator(bits=8, tile=None, mode="clamp_tile"),
-                               acc_w=Accumulator(bits=8, tile=None, mode="clamp_tile"),
-                               hadamard="largest_pow2", name="hdqt_paper"),
+        "hdqt_paper": paper,
+        "hdqt_paper_hadoff": paper.replace(hadamard="off_divide", name="hdqt_paper_hadoff"),
         "hdqt": hdqt,
     }
 
@@ -53,7 +60,8 @@ PRESET_NAMES = tuple(_presets())
 
 
 def preset(name: str) -> Numerics:
-    """The named numerics preset: fp32, int4, luq, hdqt_paper, hdqt (module docstring)."""
+    """The named numerics preset: fp32, int4, luq, hdqt_paper, hdqt_paper_hadoff, hdqt (module
+    docstring)."""
     presets = _presets()
     if name not in presets:
         raise ValueError(f"preset: unknown name {name!r}; expected one of {PRESET_NAMES}")

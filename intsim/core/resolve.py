@@ -12,7 +12,8 @@ datapath file's vocabulary (intsim.core.numerics):
     operand (w_fwd a_fwd w_bwd a_bwd g_in g_w) or accumulator (acc_fwd acc_in acc_w)
         -> a table of QuantSpec / Accumulator fields merged over the current spec (over the
            class defaults when there is none), or "none" to remove it (float32)
-    hadamard -> "none" | "largest_pow2" | "pad"
+    hadamard -> "none" | "largest_pow2" | "pad" | "off_divide"
+    rescale_order, act_scale, ste -> a word of RescaleOrder, ActScale, SteRule (core/modes)
     name     -> the name of the result (default: the base name + "*")
 """
 from __future__ import annotations
@@ -24,12 +25,13 @@ from typing import Any, Mapping, Optional, Union
 
 from intsim.core.accumulator import Accumulator
 from intsim.core.modes import ACCUMULATORS, OPERANDS
-from intsim.core.numerics import Datapath, Numerics, hadamard_value, load, table_value
+from intsim.core.numerics import (CHOICE_FIELDS, Datapath, Numerics, hadamard_value, load,
+                                  table_value)
 from intsim.core.presets import PRESET_NAMES, preset
 from intsim.core.quantizer import QuantSpec
 
 NumericsSource = Union[str, os.PathLike, Numerics, Datapath]
-OVERRIDE_KEYS = OPERANDS + ACCUMULATORS + ("hadamard", "name")
+OVERRIDE_KEYS = OPERANDS + ACCUMULATORS + ("hadamard", *CHOICE_FIELDS, "name")
 
 
 def numerics_source_path(source: Union[str, os.PathLike],
@@ -109,6 +111,11 @@ def apply_overrides(base: Numerics, overrides: Mapping[str, Any]) -> Numerics:
             changes[key] = table_value(key, v, base=getattr(base, key), toml=False, where=where)
         elif key == "hadamard":
             changes[key] = hadamard_value("none" if v is None else v, where)
+        elif key in CHOICE_FIELDS:
+            try:
+                changes[key] = CHOICE_FIELDS[key].parse(v, where)
+            except ValueError as e:
+                raise ValueError(str(e)) from None
         elif not isinstance(v, str):
             raise ValueError(f"{where}: expected a string, got {v!r}")
         else:

@@ -8,7 +8,9 @@ For an input x (B, C, H, W), a square kernel k, stride s and zero padding p:
 
 so the convolution is linear_forward with x = cols (G = B images, R = L positions, K) and
 W = W_mat (Cout, K): the quantized path's batch Hadamard acts over the spatial positions of one
-image, as in the HDQT paper. col2im is the adjoint of im2col: every column entry is added back to
+image, as in the HDQT paper. With numerics.act_scale = "per_batch" the input x (B, C, H, W) is
+quantized once (one scale for the batch, before im2col, as the published code does) and the
+codes are unfolded; with "per_image" each image's cols are quantized on their own. col2im is the adjoint of im2col: every column entry is added back to
 the input pixel it was read from (a loop over the k·k kernel offsets, each a strided slice add).
 
 Float fast path (numerics.is_float): the same products in a layout that suits memory and BLAS —
@@ -23,6 +25,7 @@ import math
 import numpy as np
 
 from intsim.core import linear_op
+from intsim.core.modes import ActScale
 from intsim.nn.linear import MatmulModule, _FloatCtx, kaiming_normal
 
 
@@ -125,8 +128,13 @@ class Conv2d(MatmulModule):
             ctx = _FloatCtx(cols_t, Wm)
         else:
             cols = im2col(x, k, s, p)                               # (B, L, K)
+            a = None
+            if self.numerics.act_scale == ActScale.PER_BATCH:      # one scale for the batch
+                a = linear_op.batch_operand(x, self.numerics, self.sr_stream(),
+                                            self.active_trace(), self.label,
+                                            lambda c: im2col(c, k, s, p), B)
             y3, ctx = linear_op.linear_forward(cols, Wm, self.numerics, self.sr_stream(),
-                                               self.active_trace(), self.label)  # (B, L, Cout)
+                                               self.active_trace(), self.label, a=a)  # (B, L, Cout)
             y = y3.reshape(B, Ho, Wo, N).transpose(0, 3, 1, 2)
         y = np.ascontiguousarray(y)
         if "bias" in self.params:

@@ -62,7 +62,7 @@ except ImportError as e:                                 # pragma: no cover
                       "(or pip install hypothesis)") from e
 
 from intsim.core.accumulator import MODES, Accumulator, int_matmul
-from intsim.core.modes import OPERANDS, PRODUCTS
+from intsim.core.modes import OPERANDS, PRODUCTS, ActScale, RescaleOrder, SteRule
 from intsim.core.numerics import Datapath, Numerics
 from intsim.core.quantizer import ROUNDINGS, QuantSpec, quantize_spec
 from intsim.core.ranges import (code_dtype, code_range, max_abs, n_tiles, product_operand_ranges,
@@ -191,8 +191,12 @@ def numerics_specs(*, operand_bits=st.integers(2, 16), signed=(True, False, None
             else:
                 kw[op] = draw(quant_specs(bits=operand_bits, signed=signed,
                                           log2=op in ("g_in", "g_w")))
-        nm = Numerics(**kw, hadamard=draw(st.sampled_from([None, "largest_pow2", "pad"])),
-                      name=draw(_strategy(names)))
+        nm = Numerics(**kw, hadamard=draw(st.sampled_from([None, "largest_pow2", "pad",
+                                                            "off_divide"])),
+                      name=draw(_strategy(names)),
+                      rescale_order=draw(st.sampled_from(RescaleOrder.values())),
+                      act_scale=draw(st.sampled_from(ActScale.values())),
+                      ste=draw(st.sampled_from(SteRule.values())))
         accs = {}
         for prod in PRODUCTS.values():
             acc = prod.accumulator

@@ -165,3 +165,28 @@ def test_numerics_methods_are_exported():
     lines = preset("fp32").to_toml().splitlines()
     assert not [x for x in lines if x.startswith("[")]      # all float: no tables
     assert loads(preset("fp32").to_toml()).numerics == preset("fp32")
+
+
+def test_new_top_level_fields_round_trip_and_old_files_keep_the_defaults():
+    nm = preset("hdqt").replace(rescale_order="left_to_right", act_scale="per_batch",
+                                ste="code_max", hadamard="off_divide")
+    assert loads(nm.to_toml()).numerics == nm
+    text = preset("hdqt").to_toml()
+    old = "\n".join(line for line in text.splitlines()
+                    if not line.startswith(("rescale_order", "act_scale", "ste")))
+    back = loads(old).numerics
+    assert back == preset("hdqt") and back.rescale_order == "scale_product"
+    assert back.act_scale == "per_image" and back.ste == "clipped"
+    with pytest.raises(ValueError, match="^ste: expected one of"):
+        loads(text.replace('ste = "clipped"', 'ste = "seven"'))
+    with pytest.raises(ValueError, match="off_divide"):
+        loads(text.replace('hadamard = "pad"', 'hadamard = "off"'))
+
+
+def test_hadoff_preset_and_overrides():
+    assert preset("hdqt_paper_hadoff") == preset("hdqt_paper").replace(
+        hadamard="off_divide", name="hdqt_paper_hadoff")
+    nm = resolve("hdqt_paper", {"ste": "code_max", "act_scale": "per_image"}).numerics
+    assert nm.ste == "code_max" and nm.act_scale == "per_image"
+    with pytest.raises(ValueError, match="numerics_overrides.rescale_order"):
+        resolve("hdqt", {"rescale_order": "backwards"})

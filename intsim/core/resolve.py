@@ -37,9 +37,10 @@ OVERRIDE_KEYS = OPERANDS + ACCUMULATORS + ("hadamard", *CHOICE_FIELDS, "name")
 def numerics_source_path(source: Union[str, os.PathLike],
                          base_dir: Union[str, os.PathLike, None] = None) -> Optional[Path]:
     """The datapath file a string names (absolute; relative names are taken from base_dir,
-    else the working folder), or None when it is a preset name."""
+    else the working folder), or None when it is a preset name (optionally with the
+    ":hadamard=RULE" suffix)."""
     s = os.fspath(source)
-    if s in PRESET_NAMES:
+    if s in PRESET_NAMES or _split_hadamard_suffix(s)[0] in PRESET_NAMES:
         return None
     p = Path(s).expanduser()
     if not p.is_absolute() and base_dir is not None:

@@ -14,25 +14,31 @@ from intsim.datasets.scenario import Scenario
 from intsim.experiments.config import ConfigError, RunConfig
 from intsim.models.learners import Learner, make_learner
 from intsim.models.learners.base import BackboneFactory
-from intsim.models.networks import FCNet, SmallCNN, resnet32
+from intsim.models.networks import FCNet, SmallCNN, resnet32, torch_default_init
 
 CIFAR_MEAN = (0.5071, 0.4867, 0.4408)
 CIFAR_STD = (0.2675, 0.2565, 0.2761)
 
 
 def build_numerics(cfg: RunConfig) -> Numerics:
-    """The concrete Numerics of cfg: its preset or datapath file with numerics_overrides."""
+    """The concrete Numerics of cfg: its preset or datapath file with numerics_overrides, and
+    the straight-through rule of the `ste` setting unless that is "numerics" (keep the
+    numerics' own)."""
     try:
-        return resolve_numerics(cfg["numerics"], cfg["numerics_overrides"]).numerics
+        nm = resolve_numerics(cfg["numerics"], cfg["numerics_overrides"]).numerics
     except (OSError, ValueError) as e:
         raise ConfigError(e if str(e).startswith("numerics") else f"numerics: {e}") from None
+    if cfg.get("ste") not in (None, "numerics") and not nm.is_float:
+        nm = nm.replace(ste=cfg["ste"])
+    return nm
 
 
 def build_learner(cfg: RunConfig, scenario: Scenario, spec: dict, numerics: Numerics) -> Learner:
     """The learner of cfg["method"] with its method_params."""
     try:
-        return make_learner(cfg["method"], scenario, backbone_factory(spec, numerics), numerics,
-                            cfg.train_settings(), **cfg["method_params"])
+        return make_learner(cfg["method"], scenario,
+                            backbone_factory(spec, numerics, cfg.get("init") or "kaiming_normal"),
+                            numerics, cfg.train_settings(), **cfg["method_params"])
     except TypeError as e:
         raise ConfigError(f"method_params: {e}") from None
 
@@ -70,16 +76,20 @@ def network_spec(cfg: RunConfig, ds) -> dict:
             "feature_dim": 64}
 
 
-def backbone_factory(spec: dict, numerics: Numerics) -> BackboneFactory:
-    """seed -> a new backbone of the network described by `spec` (network_spec)."""
+def backbone_factory(spec: dict, numerics: Numerics, init: str = "kaiming_normal"
+                     ) -> BackboneFactory:
+    """seed -> a new backbone of the network described by `spec` (network_spec), its weights
+    Kaiming normal or ("torch_default") PyTorch's default U(±1/√fan_in)."""
     def make(seed: int):
         if spec["type"] == "fcnet":
-            return FCNet(spec["in_dim"], spec["hidden"], spec["feature_dim"], spec["n_hidden"],
-                         numerics=numerics, seed=seed)
-        if spec["type"] == "resnet32":
-            return resnet32(spec["in_channels"], numerics=numerics, seed=seed)
-        return SmallCNN(spec["in_channels"], tuple(spec["channels"]), numerics=numerics,
-                        seed=seed)
+            net = FCNet(spec["in_dim"], spec["hidden"], spec["feature_dim"], spec["n_hidden"],
+                        numerics=numerics, seed=seed)
+        elif spec["type"] == "resnet32":
+            net = resnet32(spec["in_channels"], numerics=numerics, seed=seed)
+        else:
+            net = SmallCNN(spec["in_channels"], tuple(spec["channels"]), numerics=numerics,
+                           seed=seed)
+        return torch_default_init(net) if init == "torch_default" else net
     return make
 
 

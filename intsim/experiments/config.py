@@ -4,7 +4,14 @@
                           "out": "runs/watch-icarl"}, config_file=None)
 
 Precedence: built-in defaults < data-set defaults (DATASET_DEFAULTS, after the paper's
-settings table in docs/method.md) < the TOML file < command-line values (None = not given).
+settings table in docs/method.md) < the protocol's settings (PROTOCOLS[protocol]) < the TOML
+file < command-line values (None = not given).
+
+`protocol = "paper"` switches every setting in which the published code's pipeline differs
+from intsim's defaults to the published choice (docs/fidelity.md has the table, with the
+effect of each): each of them is also a setting of its own, and a value given explicitly wins
+over the protocol's. An evaluation batch size left unset is the training batch size, a feature
+batch size left unset the evaluation batch size.
 
 A RunConfig is a dataclass (one typed field per setting, in SETTINGS order) that also reads
 like the dict it is written as to config.json: cfg["epochs"], dict(cfg), {**cfg}. Assigning a
@@ -28,6 +35,17 @@ from intsim.models.learners import METHOD_NAMES, TrainSettings
 
 NETWORKS = ("fcnet", "resnet32", "smallcnn")
 SCALINGS = ("minmax", "cifar", "none")
+#: the settings each protocol chooses (docs/fidelity.md: what each one is, why intsim's
+#: defaults differ, the measured effect)
+PROTOCOLS: dict[str, dict[str, Any]] = {
+    "intsim": {"init": "kaiming_normal", "head": "bias_normal", "eval_order": "dataset",
+               "feature_batching": "task", "keep_single_batch": False, "ste": "numerics",
+               "tie_rule": "first"},
+    "paper": {"init": "torch_default", "head": "nobias_uniform", "eval_batch_size": 128,
+              "eval_order": "class_sorted", "feature_batching": "per_class",
+              "feature_batch_size": 64, "keep_single_batch": True, "ste": "code_max",
+              "tie_rule": "topk"},
+}
 
 
 class ConfigError(ValueError):
@@ -59,7 +77,7 @@ DATASET_DEFAULTS: dict[str, dict[str, Any]] = {
                       "scale": "none"},
     "cifar100": {"network": "resnet32", "epochs": 170, "lr": 0.05, "milestones": [60, 100, 140],
                  "lr_gamma": 0.1, "batch_size": 128, "memory": 2000, "init_cls": 20,
-                 "increment": 20, "scale": "cifar", "augment": True, "eval_batch_size": 256},
+                 "increment": 20, "scale": "cifar", "augment": True},
 }
 
 
@@ -180,7 +198,7 @@ class RunConfig:
     momentum: float = setting(0.9, Rule("float"))
     weight_decay: float = setting(2e-4, Rule("float"))
     batch_size: Optional[int] = setting(None, _POS)
-    eval_batch_size: int = setting(1024, _POS)
+    eval_batch_size: Optional[int] = setting(None, _POS)      # None: batch_size
     memory: Optional[int] = setting(None, _NONNEG)
     memory_mode: str = setting("fixed_total", Rule("str", choices=("fixed_total", "per_class")))
     exemplar_selection: str = setting("herding", Rule("str", choices=("herding", "random")))
@@ -194,6 +212,18 @@ class RunConfig:
     scale: str = setting("minmax", Rule("str", choices=SCALINGS))
     augment: bool = setting(False, Rule("bool"))
     trace_every: int = setting(20, _NONNEG)
+    # the pipeline choices of a protocol (PROTOCOLS; None: the protocol's value)
+    protocol: str = setting("intsim", Rule("str", choices=tuple(PROTOCOLS)))
+    init: Optional[str] = setting(None, Rule("str", choices=("kaiming_normal", "torch_default")))
+    head: Optional[str] = setting(None, Rule("str", choices=("bias_normal", "nobias_uniform")))
+    eval_order: Optional[str] = setting(None, Rule("str", choices=("dataset", "class_sorted")))
+    eval_scale: str = setting("dynamic", Rule("str", choices=("dynamic", "calibrated")))
+    feature_batching: Optional[str] = setting(None, Rule("str", choices=("task", "per_class")))
+    feature_batch_size: Optional[int] = setting(None, _POS)   # None: eval_batch_size
+    keep_single_batch: Optional[bool] = setting(None, Rule("bool"))
+    ste: Optional[str] = setting(None, Rule("str", choices=("numerics", "clipped", "code_max",
+                                                             "none")))
+    tie_rule: Optional[str] = setting(None, Rule("str", choices=("first", "topk")))
     out: Optional[str] = setting(None, Rule("path"))
 
     def __setattr__(self, name: str, value: Any) -> None:
@@ -237,9 +267,10 @@ class RunConfig:
 
     def train_settings(self) -> TrainSettings:
         """The optimisation settings every learner shares (TrainSettings fields by name)."""
-        return TrainSettings(**{f.name: (tuple(self[f.name]) if f.name == "milestones"
-                                         else self[f.name])
-                                for f in dataclasses.fields(TrainSettings)})
+        kw = {f.name: (tuple(self[f.name]) if f.name == "milestones" else self[f.name])
+              for f in dataclasses.fields(TrainSettings)}
+        kw = {k: v for k, v in kw.items() if v is not None}      # unresolved: learner defaults
+        return TrainSettings(**kw)
 
 
 def _default(f: dataclasses.Field) -> Any:
@@ -284,7 +315,10 @@ def resolve_config(cli: Optional[Mapping[str, Any]] = None,
         if user.get(key) is None:
             raise ConfigError(f"missing setting {key!r} (give --{key.replace('_', '-')} or put "
                               f"it in the --config file)")
-    values = {**DEFAULTS, **DATASET_DEFAULTS[user["dataset"]], **user}
+    protocol = user.get("protocol") or DEFAULTS["protocol"]
+    values = {**DEFAULTS, **DATASET_DEFAULTS[user["dataset"]], **PROTOCOLS[protocol], **user}
+    values["eval_batch_size"] = values["eval_batch_size"] or values["batch_size"]
+    values["feature_batch_size"] = values["feature_batch_size"] or values["eval_batch_size"]
     if values["n_test_subjects"] is not None and values["test_fraction"] is not None:
         if "n_test_subjects" not in user:
             values["n_test_subjects"] = None        # the user chose a fraction instead

@@ -105,3 +105,11 @@ def mean_std(values) -> str:
     if len(v) == 1:
         return f"{v[0]:.2f}"
     return f"{np.mean(v):.2f} ± {np.std(v, ddof=1):.2f}"
+
+
+def evaluation_text(settings) -> str:
+    """How a run evaluated, for results tables: "batch 128, class_sorted, dynamic" (the
+    evaluation batch, the test order, the activation scales; settings of config.json)."""
+    get = settings.get
+    return (f"batch {get('eval_batch_size') or get('batch_size')}, "
+            f"{get('eval_order') or 'dataset'}, {get('eval_scale') or 'dynamic'}")

@@ -114,6 +114,7 @@ class Conv2d(MatmulModule):
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         x = np.asarray(x, dtype=self.dtype)
+        self._observe(x)
         B, C, H, W = x.shape
         if C != self.in_channels:
             raise ValueError(f"{self.label or 'Conv2d'}: expected {self.in_channels} input "

@@ -31,6 +31,14 @@ def kaiming_normal(shape: tuple[int, ...], fan_in: int, seed: int, gain: float =
     return (np.random.default_rng(seed).standard_normal(shape) * std).astype(dtype)
 
 
+def torch_default_uniform(shape: tuple[int, ...], fan_in: int, seed: int,
+                          dtype=np.float32) -> np.ndarray:
+    """U(−1/√fan_in, 1/√fan_in) entries from np.random.default_rng(seed): PyTorch's default
+    nn.Linear / nn.Conv2d weight (kaiming_uniform_ with a = √5)."""
+    bound = 1.0 / math.sqrt(fan_in) if fan_in > 0 else 0.0
+    return np.random.default_rng(seed).uniform(-bound, bound, shape).astype(dtype)
+
+
 class _FloatCtx:
     """What the float fast path keeps for backward."""
     __slots__ = ("x3", "W")
@@ -40,7 +48,18 @@ class _FloatCtx:
 
 
 class MatmulModule(Module):
-    """A module whose core is y = x·Wᵀ; provides the float/quantized dispatch."""
+    """A module whose core is y = x·Wᵀ; provides the float/quantized dispatch.
+
+    `act_range`, when set to a list [max|x|, min x], is widened by every forward pass to the
+    range of the layer's matmul input (calibration of a fixed activation scale)."""
+
+    act_range = None
+
+    def _observe(self, x: np.ndarray) -> None:
+        r = self.act_range
+        if r is not None and x.size:
+            r[0] = max(r[0], float(np.max(np.abs(x))))
+            r[1] = min(r[1], float(np.min(x)))
 
     def active_trace(self):
         """The trace this forward pass records into: None in eval mode when the trace was made
@@ -91,6 +110,7 @@ class Linear(MatmulModule):
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         x = np.asarray(x, dtype=self.dtype)
+        self._observe(x)
         lead = x.shape[:-1]
         y3, ctx = self._matmul(np.ascontiguousarray(x.reshape(1, -1, self.in_features)),
                                self.params["weight"])

@@ -13,8 +13,17 @@ class seen so far and whose ``features(x)`` returns the feature vector), an exem
     after_training(t)    method-specific (BiC stage 2, DER/MEMO weight alignment)
     update_memory(t)     herding on the current model's features (float)
     evaluate(t)          predictions on the test data of all classes seen so far:
-                         "cnn" = argmax of the logits; "nme" = nearest mean of exemplars
-                         (methods with has_nme)
+                         "cnn" = the top logit (ties: tie_rule); "nme" = nearest mean of
+                         exemplars (methods with has_nme)
+
+Evaluation batching (TrainSettings). With dynamic activation scales a quantized network's
+output for one sample depends on the other samples of its batch, so how the test data is cut
+into batches is part of the result: `eval_batch_size` (default: the training batch size),
+`eval_order` ("dataset" order or "class_sorted", the published code's unshuffled per-class
+loader), `eval_scale` ("dynamic", or "calibrated": a fixed activation scale per layer from the
+training data, models/calibration.py). Features for herding and class means are computed in
+batches of `feature_batch_size`, over the task's data ("task") or one class at a time
+("per_class", the published code).
 
 A method subclass writes only its loss (``step_loss``) and, where needed, ``build_model``,
 ``expand``, ``training_set`` and ``after_training``.
@@ -43,8 +52,10 @@ from typing import Callable, Optional, Sequence
 import numpy as np
 
 from intsim.core.rng import SRStream
+from intsim.models.calibration import calibrated
 from intsim.models.exemplars import ExemplarMemory, class_means, nme_predict
 from intsim.models.networks import IncrementalNet
+from intsim.models.ties import predict
 from intsim.nn import Module
 from intsim.nn.optim import SGD, ConstantLR, MultiStepLR
 from intsim.nn.training import TrainHooks, epoch_batches, run_epoch
@@ -60,9 +71,24 @@ class TrainSettings:
     weight_decay: float = 2e-4
     milestones: Sequence[int] = field(default_factory=tuple)   # () = constant lr
     lr_gamma: float = 0.1
-    eval_batch_size: int = 1024
     augment: bool = False          # CIFAR: random crop 32 (padding 4) + horizontal flip
     exemplar_selection: str = "herding"
+    eval_batch_size: Optional[int] = None      # None: batch_size
+    eval_order: str = "dataset"                # "dataset" | "class_sorted"
+    eval_scale: str = "dynamic"                # "dynamic" | "calibrated"
+    feature_batching: str = "task"             # "task" | "per_class"
+    feature_batch_size: Optional[int] = None   # None: the evaluation batch size
+    keep_single_batch: bool = False            # keep a trailing training batch of one sample
+    tie_rule: str = "first"                    # "first" | "topk" (models/ties.py)
+    head: str = "bias_normal"                  # "bias_normal" | "nobias_uniform"
+
+    @property
+    def eval_batch(self) -> int:
+        return self.eval_batch_size or self.batch_size
+
+    @property
+    def feature_batch(self) -> int:
+        return self.feature_batch_size or self.eval_batch
 
 
 class Callbacks:
@@ -156,7 +182,8 @@ class Learner:
     # ------------------------------------------------------------------ method hooks
     def build_model(self) -> Module:
         """The model before task 0 (default: backbone + empty growable head)."""
-        return IncrementalNet(self.backbone_fn(self.init_seed), 0, numerics=self.numerics,
+        return IncrementalNet(self.backbone_fn(self.init_seed), 0,
+                              head=self.train_settings.head, numerics=self.numerics,
                               seed=self.init_seed)
 
     def expand(self, t: int) -> None:
@@ -219,8 +246,9 @@ class Learner:
 
     def batches(self, n: int, rng: np.random.Generator):
         """Index arrays of one shuffled epoch; a trailing batch of one sample is dropped
-        (BatchNorm needs two)."""
-        return epoch_batches(n, self.train_settings.batch_size, rng, min_size=2)
+        (BatchNorm needs two) unless keep_single_batch."""
+        s = self.train_settings
+        return epoch_batches(n, s.batch_size, rng, min_size=1 if s.keep_single_batch else 2)
 
     def fit(self, t: int, X: np.ndarray, y: np.ndarray, cb: Callbacks) -> None:
         s = self.train_settings
@@ -241,8 +269,8 @@ class Learner:
             cb.epoch_end(self, t, epoch, float(np.mean(losses)) if losses else float("nan"))
 
     # ------------------------------------------------------------------ inference
-    def _batched(self, fn, X: np.ndarray) -> np.ndarray:
-        B = self.train_settings.eval_batch_size
+    def _batched(self, fn, X: np.ndarray, batch: Optional[int] = None) -> np.ndarray:
+        B = batch or self.train_settings.eval_batch
         outs = [fn(X[s:s + B]) for s in range(0, len(X), B)]
         return np.concatenate(outs) if outs else np.zeros((0, 0), np.float32)
 
@@ -253,12 +281,27 @@ class Learner:
         self.model.clear_cache()
         return out
 
-    def features(self, X: np.ndarray) -> np.ndarray:
+    def features(self, X: np.ndarray, batch: Optional[int] = None) -> np.ndarray:
         """Feature vectors (eval mode) as float64, for herding and NME."""
         self.model.eval()
-        out = self._batched(self.model.features, X).astype(np.float64)
+        out = self._batched(self.model.features, X, batch).astype(np.float64)
         self.model.clear_cache()
         return out
+
+    def train_features(self, X: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """Features of training samples (herding, class means) in batches of feature_batch,
+        over all of X ("task") or one class at a time ("per_class"); rows in X's order."""
+        s = self.train_settings
+        if s.feature_batching == "task":
+            return self.features(X, s.feature_batch)
+        out = None
+        for c in np.unique(y):
+            rows = np.flatnonzero(y == c)
+            f = self.features(X[rows], s.feature_batch)
+            if out is None:
+                out = np.zeros((len(X), f.shape[1]), f.dtype)
+            out[rows] = f
+        return out if out is not None else self.features(X, s.feature_batch)
 
     def update_memory(self, t: int) -> None:
         """Reduce old classes to the new per-class budget (herding prefix) and herd the new
@@ -267,22 +310,43 @@ class Learner:
         m = self.scenario.memory_per_class(self.scenario.n_seen(t))
         sel = self.train_settings.exemplar_selection
         seed = self.scenario.seed_for("exemplar") if sel == "random" else None
-        self.memory.update(X, y, self.features(X), m, method=sel, seed=seed)
+        self.memory.update(X, y, self.train_features(X, y), m, method=sel, seed=seed)
 
     def nme_means(self) -> np.ndarray:
         Xm, ym = self.memory.data()
-        return class_means(self.features(Xm), ym, classes=np.arange(self.seen))
+        return class_means(self.train_features(Xm, ym), ym, classes=np.arange(self.seen))
+
+    def calibration_data(self, t: int) -> np.ndarray:
+        """Training inputs a fixed activation scale is calibrated on: task t's data and the
+        exemplar memory."""
+        X, _ = self.scenario.train_task(t)
+        if len(self.memory):
+            X = np.concatenate([X, self.memory.data()[0]])
+        return X
 
     def evaluate(self, t: int) -> dict[str, np.ndarray]:
-        """Predicted labels on scenario.test_upto(t): {"cnn": ..., "nme": ... (has_nme)}."""
-        X, _ = self.scenario.test_upto(t)
-        preds = {"cnn": np.argmax(self.logits(X), axis=1).astype(np.int64)}
-        if self.has_nme:
-            if len(self.memory):
-                preds["nme"] = nme_predict(self.features(X), self.nme_means()).astype(np.int64)
-            else:
-                preds["nme"] = np.full(len(X), -1, np.int64)
-        return preds
+        """Predicted labels on scenario.test_upto(t): {"cnn": ..., "nme": ... (has_nme)}, in
+        the order of test_upto; computed in the evaluation batching of the module docstring."""
+        s = self.train_settings
+        X, y = self.scenario.test_upto(t)
+        order = (np.argsort(y, kind="stable") if s.eval_order == "class_sorted"
+                 else np.arange(len(y)))
+        Xo = X[order]
+        with calibrated(self.model, self.calibration_data(t) if s.eval_scale == "calibrated"
+                        else None, s.eval_batch):
+            preds = {"cnn": predict(self.logits(Xo), s.tie_rule)}
+            if self.has_nme:
+                if len(self.memory):
+                    preds["nme"] = nme_predict(self.features(Xo), self.nme_means()).astype(
+                        np.int64)
+                else:
+                    preds["nme"] = np.full(len(X), -1, np.int64)
+        out = {}
+        for k, p in preds.items():
+            back = np.empty_like(p)
+            back[order] = p
+            out[k] = back
+        return out
 
     # ------------------------------------------------------------------ checkpoints
     def state_dict(self) -> dict[str, np.ndarray]:

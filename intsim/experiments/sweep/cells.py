@@ -17,7 +17,7 @@ from typing import Mapping, Optional, Union
 
 from intsim.experiments.cil_run import run, settings_diff
 from intsim.experiments.config import ConfigError
-from intsim.experiments.records import trace_summary
+from intsim.experiments.records import evaluation_text, trace_summary
 from intsim.experiments.sweep.cluster import sync_numba_config, thread_limits
 from intsim.experiments.sweep.grid import Cell
 from intsim.experiments.sweep.tables import CURVES, SCALAR_METRICS, STATUS_COLUMNS
@@ -92,9 +92,11 @@ def row_from_dir(cell: Union[Cell, dict]) -> dict:
     for k in CURVES:
         if k in m:
             row[f"{k}_json"] = json.dumps(m[k])
+    cfg_doc = read_json(d / "config.json") or {}
     if row["numerics_name"] is None:
-        cfg_doc = read_json(d / "config.json") or {}
         row["numerics_name"] = (cfg_doc.get("numerics_spec") or {}).get("name")
+    if isinstance(cfg_doc.get("settings"), dict):
+        row["evaluation"] = evaluation_text(cfg_doc["settings"])
     return row
 
 

@@ -25,8 +25,8 @@ SCALAR_METRICS = ("aia", "last", "forgetting", "bwt", "class_forgetting", "macro
 #: per-task curves kept as JSON text columns (<name>_json)
 CURVES = ("accuracy_curve", "nme_accuracy_curve")
 #: results columns after the grid fields
-STATUS_COLUMNS = ("status", "error", "numerics_name", "reused", "resumed_from_task", "seconds",
-                  "worker", "dir")
+STATUS_COLUMNS = ("status", "error", "numerics_name", "evaluation", "reused",
+                  "resumed_from_task", "seconds", "worker", "dir")
 
 
 def _normalize(values: Sequence) -> Any:
@@ -44,7 +44,7 @@ def _normalize(values: Sequence) -> Any:
     return pd.array([None if v is None else str(v) for v in vals], dtype="object")
 
 
-TEXT_COLUMNS = ("cell", "group", "status", "error", "numerics_name", "worker", "dir",
+TEXT_COLUMNS = ("cell", "group", "status", "error", "numerics_name", "evaluation", "worker", "dir",
                 *(f"{k}_json" for k in CURVES))
 
 
@@ -145,6 +145,7 @@ def summarize(results):
         ok = g[g["status"] == "ok"]
         rec = {"group": group, **{c: g[c].iloc[0] for c in fields},
                "n_seeds": int(len(ok)), "n_failed": int(len(g) - len(ok)),
+               "evaluation": " / ".join(sorted(set(ok["evaluation"].dropna()))) or None,
                "seeds": " ".join(str(int(s)) for s in ok["seed"])}
         for m in SCALAR_METRICS:
             if len(ok) and ok[m].notna().any():
@@ -192,18 +193,19 @@ def format_summary(summary) -> str:
         if pd.isna(mean):
             return "—"
         return f"{mean:.2f}" if pd.isna(sd) else f"{mean:.2f} ± {sd:.2f}"
-    head = ["dataset", "method", "numerics", "seeds", *(c for c, _ in TABLE_COLUMNS),
-            "sat.events/op", "failed"]
+    head = ["dataset", "method", "numerics", "evaluation", "seeds",
+            *(c for c, _ in TABLE_COLUMNS), "sat.events/op", "failed"]
     body = []
     for _, r in summary.iterrows():
         ev = r["event_rate_mean"]
         body.append([str(r["dataset"]), str(r["method"]), config_label(r, fields),
-                     str(r["n_seeds"]), *(ms(r, m) for _, m in TABLE_COLUMNS),
+                     str(r.get("evaluation") or "—"), str(r["n_seeds"]),
+                     *(ms(r, m) for _, m in TABLE_COLUMNS),
                      "—" if pd.isna(ev) else f"{ev:.2e}", str(r["n_failed"])])
     widths = [max(len(x[i]) for x in [head] + body) for i in range(len(head))]
 
     def line(cells):
-        return " | ".join(f"{c:<{w}}" if i < 3 else f"{c:>{w}}"
+        return " | ".join(f"{c:<{w}}" if i < 4 else f"{c:>{w}}"
                           for i, (c, w) in enumerate(zip(cells, widths)))
     return "\n".join([line(head), "-" * len(line(head))] + [line(b) for b in body])
 

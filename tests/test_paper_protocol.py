@@ -193,3 +193,17 @@ def test_calibrated_evaluation_does_not_depend_on_the_evaluation_batch(tmp_path)
         preds.append(run.learner.evaluate(0)["cnn"])
         assert [m.numerics for m in run.learner.model.modules()] == numerics   # restored
     assert np.array_equal(*preds)
+
+
+def test_rescore_without_changes_gives_the_run_metrics_and_changes_apply(tmp_path):
+    from intsim.experiments.rescore import rescore
+    c = cfg(tmp_path, numerics="hdqt", epochs=2, batch_size=16, init_cls=2, increment=2)
+    metrics = CILRun.prepare(c, overwrite=True).execute()
+    again = rescore(c["out"])
+    assert json.dumps(again, sort_keys=True) == json.dumps(
+        json.loads((Path(c["out"]) / "metrics.json").read_text()), sort_keys=True)
+    assert again["aia"] == metrics["aia"]
+    big = rescore(c["out"], eval_batch_size=100000)
+    assert big["n_tasks"] == again["n_tasks"]
+    with pytest.raises(ConfigError, match="only"):
+        rescore(c["out"], lr=0.1)

@@ -10,8 +10,10 @@ so the convolution is linear_forward with x = cols (G = B images, R = L position
 W = W_mat (Cout, K): the quantized path's batch Hadamard acts over the spatial positions of one
 image, as in the HDQT paper. With numerics.act_scale = "per_batch" the input x (B, C, H, W) is
 quantized once (one scale for the batch, before im2col, as the published code does) and the
-codes are unfolded; with "per_image" each image's cols are quantized on their own. col2im is the adjoint of im2col: every column entry is added back to
-the input pixel it was read from (a loop over the k·k kernel offsets, each a strided slice add).
+codes are unfolded; with "per_image" each image's cols are quantized on their own.
+col2im is the adjoint of im2col: every column entry is added back to the input pixel it was
+read from (a loop over the k·k kernel offsets, each a strided slice add — PyTorch's col2im
+order).
 
 Float fast path (numerics.is_float): the same products in a layout that suits memory and BLAS —
 cols_T (K, B·L) (rows (c, i, j), columns (b, ho, wo)), y_T = W_mat · cols_T as ONE GEMM,

@@ -100,15 +100,18 @@ class DER(Learner):
                 e.freeze()
             net.add_extractor(net.extractors()[-1].copy().unfreeze())
         n_seen = self.scenario.n_seen(t)
-        head = IncrementalHead(net.feature_dim, n_seen, numerics=self.numerics,
+        kind = self.train_settings.head
+        head = IncrementalHead(net.feature_dim, n_seen, kind=kind, numerics=self.numerics,
                                seed=child_seed(self.init_seed, 2, t))
         if net.head is not None:
-            old_W, old_b = net.head.params["weight"], net.head.params["bias"]
+            old_W = net.head.params["weight"]
             head.params["weight"][:old_W.shape[0], :old_W.shape[1]] = old_W
-            head.params["bias"][:old_b.shape[0]] = old_b
+            if "bias" in head.params:
+                old_b = net.head.params["bias"]
+                head.params["bias"][:old_b.shape[0]] = old_b
         net.head = head
         net.aux_head = (IncrementalHead(net.ext_dim, self.scenario.task_sizes[t] + 1,
-                                        numerics=self.numerics,
+                                        kind=kind, numerics=self.numerics,
                                         seed=child_seed(self.init_seed, 3, t))
                         if t > 0 else None)
 

@@ -4,10 +4,11 @@
     python scripts/rescore_evaluation.py RUN_DIR [RUN_DIR ...]
 
 For each `intsim cil` run folder (e.g. the cells of an `intsim sweep`), re-evaluates every task
-checkpoint (intsim.experiments.rescore) with the evaluation batch of the run, with one batch
-holding the whole test set (--big, default 100000) and with fixed activation scales calibrated
-on the training data, and prints AIA and last-task accuracy (CNN classifier) per setting, mean ±
-std over the runs of each numerics. Training is not repeated.
+checkpoint (intsim.experiments.rescore) with the evaluation of the run, with the other test
+order (dataset ↔ class_sorted), with one batch holding the whole test set (--big, default
+100000) and with fixed activation scales calibrated on the training data, and prints AIA and
+last-task accuracy (CNN classifier) per setting, mean ± std over the runs of each (method,
+numerics, protocol). Training is not repeated.
 """
 from __future__ import annotations
 
@@ -32,8 +33,10 @@ def main(argv=None) -> int:
         for run in args.runs:
             s = read_json(f"{run}/config.json")["settings"]
             key = (s["method"], s["numerics"], s.get("protocol", "intsim"))
-            variants = {f"batch {s['eval_batch_size']}": {},
-                        f"one batch ({args.big})": {"eval_batch_size": args.big},
+            other = "dataset" if s.get("eval_order") == "class_sorted" else "class_sorted"
+            variants = {f"batch {s['eval_batch_size']} {s.get('eval_order', 'dataset')}": {},
+                        f"batch {s['eval_batch_size']} {other}": {"eval_order": other},
+                        "one batch": {"eval_batch_size": args.big},
                         "calibrated": {"eval_scale": "calibrated"}}
             for name, change in variants.items():
                 m = rescore(run, **change)

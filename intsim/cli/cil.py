@@ -16,7 +16,8 @@ from intsim.datasets.registry import DATASET_NAMES
 from intsim.experiments import demo
 from intsim.experiments.cil_run import CILRun
 from intsim.experiments.records import evaluation_text
-from intsim.experiments.config import DEFAULTS, PROTOCOLS, ConfigError, resolve_config
+from intsim.experiments.config import (DATASET_DEFAULTS, DEFAULTS, PROTOCOLS, ConfigError,
+                                       resolve_config)
 from intsim.models.learners import METHOD_NAMES
 
 CIL_HELP = "run one class-incremental learning experiment"
@@ -155,7 +156,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
           f"no prefix = network classifier (CNN), NME = nearest mean of exemplars (float). "
           f"sat.events/op: accumulator saturation events per accumulation opportunity; "
           f"sat.outputs: share of matmul outputs hit by saturation (trace.h5, every "
-          f"{DEFAULTS['trace_every']}th training step; — = fp32, no integer matmuls).")
+          f"{DEFAULTS['trace_every']}th training step; — = fp32, no integer matmuls). "
+          f"Evaluated in batches of the training batch "
+          f"({DATASET_DEFAULTS['watch']['batch_size']}), data-set order, dynamic activation "
+          f"scales.")
     print(f"wrote {out}/comparison.png, {out}/summary.json and one run folder per preset and "
           f"seed ({out}/<preset>-seed<k>/)")
     return 0

@@ -41,7 +41,8 @@ from intsim._version import __version__
 from intsim.core.trace import Trace
 from intsim.experiments.builders import (build_learner, build_numerics, build_scenario,
                                          load_data, network_spec, seed_names)
-from intsim.experiments.config import DEFAULTS, VOLATILE, ConfigError, RunConfig, resolve_config
+from intsim.experiments.config import (DEFAULTS, PROTOCOLS, VOLATILE, ConfigError, RunConfig,
+                                       resolve_config)
 from intsim.experiments.plots import plot_run
 from intsim.experiments.progress import RunProgress
 from intsim.experiments.records import Record, compute_metrics, trace_summary
@@ -275,12 +276,14 @@ class CILRun:
 def settings_diff(stored: Mapping, current: Mapping) -> list[tuple[str, object, object]]:
     """(key, stored, current) of every setting (but VOLATILE ones) in which a stored run's
     config.json settings differ from `current`; a setting added to intsim after the stored run
-    was made counts with its default."""
+    was made counts with its default (for the protocol's settings: intsim's protocol)."""
     a = {k: v for k, v in stored.items() if k not in VOLATILE}
     b = {k: v for k, v in jsonable(current).items() if k not in VOLATILE}
+    old_defaults = {**DEFAULTS, **PROTOCOLS["intsim"],
+                    "feature_batch_size": a.get("eval_batch_size")}  # before it was a setting
     for k in set(b) - set(a):
-        if k in DEFAULTS:
-            a[k] = jsonable(DEFAULTS[k])
+        if k in old_defaults:
+            a[k] = jsonable(old_defaults[k])
     return [(k, a.get(k), b.get(k)) for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
 
 

@@ -131,13 +131,12 @@ class Conv2d(MatmulModule):
             ctx = _FloatCtx(cols_t, Wm)
         else:
             cols = im2col(x, k, s, p)                               # (B, L, K)
-            a = None
+            args = (cols, Wm, self.numerics, self.sr_stream(), self.active_trace(), self.label)
             if self.numerics.act_scale == ActScale.PER_BATCH:      # one scale for the batch
-                a = linear_op.batch_operand(x, self.numerics, self.sr_stream(),
-                                            self.active_trace(), self.label,
-                                            lambda c: im2col(c, k, s, p), B)
-            y3, ctx = linear_op.linear_forward(cols, Wm, self.numerics, self.sr_stream(),
-                                               self.active_trace(), self.label, a=a)  # (B, L, Cout)
+                a = linear_op.batch_operand(x, *args[2:], lambda c: im2col(c, k, s, p), B)
+                y3, ctx = linear_op.linear_forward(*args, a=a)      # (B, L, Cout)
+            else:
+                y3, ctx = linear_op.linear_forward(*args)
             y = y3.reshape(B, Ho, Wo, N).transpose(0, 3, 1, 2)
         y = np.ascontiguousarray(y)
         if "bias" in self.params:

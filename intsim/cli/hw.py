@@ -39,10 +39,16 @@ COMPARE_DESCRIPTION = """\
 Compare a dump (same HDF5 layout as the golden file, any subset of its tensors) with a golden
 file. Walks the tensors in execution order and reports the first mismatching tensor, the
 element index, expected and actual value and bits, and per-tensor mismatch counts. Tensors of
-the golden file that the dump lacks are listed, not skipped silently.
+the golden file that the dump lacks are listed, not skipped silently. Integers compare as
+values (--bit-patterns: modulo 2^bits); float32 tensors by their IEEE-754 patterns (a float64
+dump must hold exact float32 values; integers only with --bit-patterns).
 
-exit status: 0 every tensor present matches; 1 a mismatch (with --require-all: or a missing
-tensor); 2 bad input."""
+verdicts: MATCH, MISMATCH, NOTHING COMPARED (the dump holds no golden tensor), UNKNOWN PATHS
+(dump datasets the golden file lacks; --allow-extra accepts them), EXPECTED MISSING (an
+--expect GLOB's tensor is absent).
+
+exit status: 0 MATCH (with --require-all: and nothing missing); 1 any other verdict; 2 bad
+input (unreadable files, a GLOB matching nothing)."""
 
 OVERFLOW_DESCRIPTION = """\
 Per layer and matmul kind (fwd, grad_in, grad_w): saturation-event rate over training, log2
@@ -74,7 +80,8 @@ def cmd_golden(args) -> int:
 
 def cmd_compare(args) -> int:
     try:
-        res = compare(args.golden, args.dump, bit_patterns=args.bit_patterns)
+        res = compare(args.golden, args.dump, bit_patterns=args.bit_patterns,
+                      allow_extra=args.allow_extra, expect=args.expect or ())
     except (ValueError, FileNotFoundError, OSError) as e:
         return error("compare", e)
     print(format_report(res, args.max_list))
@@ -145,6 +152,12 @@ def register(subparsers) -> None:
     c.add_argument("--bit-patterns", action="store_true",
                    help="compare integers modulo 2^bits (dumps of raw unsigned register "
                         "patterns, e.g. 0xf9 for -7 at 8 bits)")
+    c.add_argument("--allow-extra", action="store_true",
+                   help="accept dump datasets the golden file does not have (listed; without "
+                        "this flag they fail the comparison: a mistyped path is never checked)")
+    c.add_argument("--expect", action="append", metavar="GLOB",
+                   help="golden tensors matching GLOB (fnmatch on paths, e.g. '*/acc') must be "
+                        "in the dump; repeatable; a GLOB matching no golden tensor is an error")
     c.add_argument("--max-list", type=int, default=20, metavar="N",
                    help="list at most N tensors per section (default 20)")
     c.add_argument("--json", metavar="PATH", help="also write the result as JSON")

@@ -146,6 +146,8 @@ def int_matmul(a: np.ndarray, b: np.ndarray, acc: Accumulator, *,
     out, stats, shape = _matmul_2d(a, b, acc, trace is not None)
     if trace is not None:
         trace.record_matmul(label, acc, stats, shape=shape)
+        if getattr(trace, "event_room", 0):           # opt-in per-event log (core.events)
+            trace.record_matmul_events(label, acc, stats, a, b)
     return out
 
 
@@ -226,10 +228,13 @@ def _batched_int_matmul(a, b, acc, trace, label):
     out = np.stack([p[0] for p in parts])
     if count and parts:
         st = [p[1] for p in parts]
-        trace.record_matmul(label, acc, MatmulStats(
+        stats = MatmulStats(
             np.concatenate([s.events for s in st]), np.concatenate([s.tiles_hit for s in st]),
             np.concatenate([s.ts_events for s in st]), max(s.max_abs_partial for s in st),
             max(s.max_abs_prefix for s in st), max(s.max_abs_total for s in st),
-            np.sum([s.hist for s in st], axis=0), st[0].n_tiles),
-            shape=(a3.shape[0] * a3.shape[1], a3.shape[2], b3.shape[2]))
+            np.sum([s.hist for s in st], axis=0), st[0].n_tiles)
+        trace.record_matmul(label, acc, stats,
+                            shape=(a3.shape[0] * a3.shape[1], a3.shape[2], b3.shape[2]))
+        if getattr(trace, "event_room", 0):
+            trace.record_matmul_events(label, acc, stats, a3, b3)
     return out.reshape(*lead, *out.shape[-2:])

@@ -1,9 +1,15 @@
-"""Trace: a record of every traced quantization and integer matmul (NUMERICS.md §5).
+"""Trace: a record of every traced quantization and integer matmul (NUMERICS.md §4.1, §2.2).
 
 Each call appends one flat record (a dict of scalars, plus a 64-bin log2 histogram for
 matmuls). `step` is set by the caller (e.g. the training loop) and stamped on each record.
 Records become a pandas DataFrame (`to_frame`) or are appended to an HDF5 group
 (`to_hdf5`: one 1-D dataset per column, `hist` as (n, 64), all resizable).
+
+`Trace(events=N)` also keeps a per-event log of up to N overflow events (intsim.core.events:
+every saturated/wrapped MAC, clamped tile, tile-sum overflow, and every quantizer element
+clamped at a code bound, with step, layer, output, tile, k and values): `events_frame()`,
+appended by `to_hdf5` to the tables `matmul_events` and `quantize_events` of the group, read
+back with `read_events(path)`.
 """
 from __future__ import annotations
 
@@ -12,7 +18,10 @@ from typing import Optional
 
 import numpy as np
 
+from intsim.core.events import (MATMUL_EVENT_COLUMNS, QUANT_EVENT_COLUMNS, check_event_limit,
+                                matmul_events, quantize_events)
 from intsim.kernels.stats import code_statistics
+
 MATMUL_COLUMNS = ("step", "label", "op", "mode", "bits", "tile", "tile_sum_bits", "rows",
                   "K", "N", "macs", "outputs", "tiles", "events", "event_rate",
                   "outputs_affected", "saturated_output_fraction", "tiles_affected",
@@ -20,6 +29,9 @@ MATMUL_COLUMNS = ("step", "label", "op", "mode", "bits", "tile", "tile_sum_bits"
 QUANT_COLUMNS = ("step", "label", "op", "rounding", "bits", "signed", "elements", "scale",
                  "at_bounds_fraction", "zero_fraction", "clipped_fraction",
                  "mean_round_err", "mean_abs_round_err")
+#: the tables of a trace group: records, then the optional per-event logs
+TABLES = {"matmul": MATMUL_COLUMNS, "quantize": QUANT_COLUMNS,
+          "matmul_events": MATMUL_EVENT_COLUMNS, "quantize_events": QUANT_EVENT_COLUMNS}
 
 
 class Trace:
@@ -28,13 +40,17 @@ class Trace:
     step: stamped on every record; the training loop (intsim.nn.training) advances it, or call
     advance() after each optimizer step of a loop of your own. eval_passes=False: layers in
     eval mode (model.eval(), e.g. evaluation or feature extraction) are not traced.
+    events=N: also keep the per-event log of up to N events (intsim.core.events).
     """
 
-    def __init__(self, *, eval_passes: bool = True):
+    def __init__(self, events: Optional[int] = None, *, eval_passes: bool = True):
         self.records: list[dict] = []
         self.hists: list[np.ndarray] = []     # one per matmul record, same order
         self.step = 0
         self.eval_passes = bool(eval_passes)
+        self.event_limit = check_event_limit(events)
+        self.events_logged = 0                 # over the trace's life (clear() keeps it)
+        self.event_chunks: dict[str, list] = {"matmul_events": [], "quantize_events": []}
 
     def advance(self, step: Optional[int] = None) -> int:
         """Move to the next optimizer step (or to `step`); returns the new step."""
@@ -45,8 +61,24 @@ class Trace:
         return len(self.records)
 
     def clear(self) -> None:
+        """Drop the records and logged events held in memory (e.g. after to_hdf5); the
+        count of events logged so far is kept, so the limit holds over the whole run."""
         self.records.clear()
         self.hists.clear()
+        for chunks in self.event_chunks.values():
+            chunks.clear()
+
+    @property
+    def event_room(self) -> int:
+        """How many more events the log may keep."""
+        return max(0, self.event_limit - self.events_logged)
+
+    def _log(self, table: str, label: str, cols: dict) -> None:
+        n = len(next(iter(cols.values())))
+        if n:
+            self.event_chunks[table].append(dict(step=np.full(n, self.step, np.int64),
+                                                 label=[label] * n, **cols))
+            self.events_logged += n
 
     # -- recorders (called by int_matmul and quantize) ---------------------------------
     def record_matmul(self, label: str, acc, stats, shape) -> None:
@@ -68,6 +100,14 @@ class Trace:
             max_abs_total=stats.max_abs_total, hist_index=len(self.hists)))
         self.hists.append(np.asarray(stats.hist, np.int64))
 
+    def record_matmul_events(self, label: str, acc, stats, a: np.ndarray, b: np.ndarray
+                             ) -> None:
+        """The events of the int_matmul call a · b just recorded (core.events.matmul_events);
+        int_matmul calls it only when the log has room (`event_room`)."""
+        if self.event_room and (stats.events.any() or stats.ts_events.any()):
+            self._log("matmul_events", label, matmul_events(
+                acc, a, b, stats.events, stats.ts_events, self.event_room))
+
     def record_quantize(self, label: str, x32: np.ndarray, q, rounding: str) -> None:
         self.record_codes(label, q.codes, x32 / q.scale, q.qmin, q.qmax, q.bits, q.signed,
                           rounding, float(q.scale))
@@ -87,6 +127,10 @@ class Trace:
         self.records.append(dict(step=self.step, label=label, op="quantize",
                                  rounding=str(rounding), bits=bits, signed=bool(signed),
                                  elements=n, scale=scale, **rec))
+        if clipped and self.event_room:
+            cols = quantize_events(v, codes, qmin, qmax, self.event_room)
+            if cols is not None:
+                self._log("quantize_events", label, cols)
 
     # -- views ---------------------------------------------------------------------------
     def to_frame(self, op: Optional[str] = None):
@@ -100,6 +144,16 @@ class Trace:
             if "hist_index" in r:
                 r["hist"] = self.hists[r.pop("hist_index")]
         return pd.DataFrame(rows)
+
+    def events_frame(self, table: str = "matmul_events"):
+        """The logged events held in memory as a DataFrame (columns core.events)."""
+        import pandas as pd
+        cols = TABLES[table]
+        chunks = self.event_chunks[table]
+        if not chunks:
+            return pd.DataFrame(columns=list(cols))
+        return pd.DataFrame({c: np.concatenate([np.asarray(ch[c], dtype=object if c in (
+            "label", "event") else None) for ch in chunks]) for c in cols})
 
     def summary(self):
         """Per (label, op): totals of counts, worst maxima, summed histograms' event rate."""
@@ -121,12 +175,12 @@ class Trace:
         """Append all records to HDF5 `path`/`group` (created if absent) and keep them."""
         import h5py
         with h5py.File(path, "a") as f:
-            for op, columns in (("matmul", MATMUL_COLUMNS), ("quantize", QUANT_COLUMNS)):
+            for op in ("matmul", "quantize"):
                 recs = [r for r in self.records if r["op"] == op]
                 if not recs:
                     continue
                 g = f.require_group(f"{group}/{op}")
-                for c in columns:
+                for c in TABLES[op]:
                     vals = [r[c] for r in recs]
                     if isinstance(vals[0], str):
                         arr = np.array(vals, dtype=h5py.string_dtype())
@@ -135,6 +189,16 @@ class Trace:
                     _append(g, c, arr)
                 if op == "matmul":
                     _append(g, "hist", np.stack([self.hists[r["hist_index"]] for r in recs]))
+            for table, chunks in self.event_chunks.items():
+                if not chunks:
+                    continue
+                g = f.require_group(f"{group}/{table}")
+                for c in TABLES[table]:
+                    vals = np.concatenate([np.asarray(ch[c], dtype=object if c in (
+                        "label", "event") else None) for ch in chunks])
+                    if vals.dtype == object:
+                        vals = np.array([str(x) for x in vals], dtype=h5py.string_dtype())
+                    _append(g, c, vals)
 
 
 def _append(g, name: str, arr: np.ndarray) -> None:
@@ -153,7 +217,11 @@ def read_hdf5(path: str, group: str = "trace", op: str = "matmul"):
     import pandas as pd
     if not os.path.exists(path):
         raise FileNotFoundError(f"path: no trace file at {path}")
-    with h5py.File(path, "r") as f:
+    try:
+        f = h5py.File(path, "r")
+    except OSError as e:
+        raise ValueError(f"path: {path} is not a readable HDF5 trace file ({e})") from None
+    with f:
         if f"{group}/{op}" not in f:
             return pd.DataFrame()
         g = f[f"{group}/{op}"]
@@ -167,3 +235,11 @@ def read_hdf5(path: str, group: str = "trace", op: str = "matmul"):
             else:
                 cols[name] = data
         return pd.DataFrame(cols)
+
+
+def read_events(path: str, group: str = "trace", table: str = "matmul_events"):
+    """The per-event log of a trace file as a DataFrame (columns core.events; empty when the
+    run logged none)."""
+    import pandas as pd
+    df = read_hdf5(path, group, table)
+    return df[list(TABLES[table])] if len(df) else pd.DataFrame(columns=list(TABLES[table]))

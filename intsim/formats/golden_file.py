@@ -47,6 +47,7 @@ tile-sum register: the width of its worst case), float32 tensors 32.
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 
 import h5py
@@ -120,3 +121,25 @@ def read_op_order(f) -> list:
             found.append((int(obj.attrs["op_index"]), name))
     f.visititems(visit)
     return [n for _, n in sorted(found)]
+
+
+def open_hdf5(path, what: str, mode: str = "r") -> h5py.File:
+    """h5py.File(path, mode), with errors that name the file: FileNotFoundError for a missing
+    file, ValueError for one that is not a readable HDF5 file (truncated, another format)."""
+    path = os.fspath(path)
+    if mode == "r" and not os.path.exists(path):
+        raise FileNotFoundError(f"{what}: no such file {path}")
+    if os.path.isdir(path):
+        raise ValueError(f"{what}: {path} is a folder, expected an HDF5 file")
+    try:
+        return h5py.File(path, mode)
+    except OSError as e:
+        raise ValueError(f"{what}: {path} is not a readable HDF5 file ({e})") from None
+
+
+def read_dataset(f: h5py.File, name: str, what: str, path: str) -> np.ndarray:
+    """f[name][()] as an array, with an error naming the file and dataset if HDF5 fails."""
+    try:
+        return np.asarray(f[name][()])
+    except (OSError, KeyError, TypeError, ValueError) as e:
+        raise ValueError(f"{what}: {path}: dataset {name} cannot be read ({e})") from None

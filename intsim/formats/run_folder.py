@@ -19,10 +19,11 @@ from typing import Any, Optional
 import h5py
 import numpy as np
 
+from intsim.core.trace import TABLES as TRACE_TABLES
 from intsim.formats.atomic import atomic_path, atomic_write_text
 
 TRACE_GROUP = "trace"
-TRACE_OPS = ("matmul", "quantize")
+TRACE_OPS = tuple(TRACE_TABLES)      # records and the optional per-event logs
 CHECKPOINT_FORMAT = 1
 
 

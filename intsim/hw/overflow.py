@@ -40,7 +40,6 @@ from typing import Optional, Sequence, Union
 
 import numpy as np
 
-import h5py
 import pandas as pd
 
 from intsim.core.hadamard import rule_block_size
@@ -50,6 +49,7 @@ from intsim.core.presets import preset
 from intsim.core.ranges import bit_width, code_range, log2_top, max_abs, product_operand_ranges
 from intsim.core.trace import read_hdf5
 from intsim.formats.atomic import atomic_path
+from intsim.formats.golden_file import open_hdf5
 from intsim.hw.overflow_plot import plot_report
 
 KINDS = MatmulKind.values()
@@ -114,7 +114,7 @@ def load_run(source: Union[str, os.PathLike], name: Optional[str] = None) -> Run
             numerics, how = _numerics_from_config(cfg)
         except (OSError, json.JSONDecodeError, ValueError):
             pass
-    with h5py.File(trace_path, "r") as f:
+    with open_hdf5(trace_path, "overflow-report") as f:
         for k, v in f.attrs.items():
             meta[k] = v.decode() if isinstance(v, bytes) else v
         if numerics is None and isinstance(meta.get("datapath"), str):
@@ -124,6 +124,10 @@ def load_run(source: Union[str, os.PathLike], name: Optional[str] = None) -> Run
                 pass
     mm = read_hdf5(trace_path, "trace", "matmul")
     qq = read_hdf5(trace_path, "trace", "quantize")
+    if not len(mm):
+        raise ValueError(f"overflow-report: {trace_path} holds no integer-matmul records "
+                         "(group trace/matmul is absent or empty: an fp32 run, tracing off, or "
+                         "not a trace file)")
     return RunData(name, trace_path, mm, qq, numerics, how or "trace quantize records", meta)
 
 

@@ -109,10 +109,12 @@ def make_operand(x: np.ndarray, spec: Optional[QuantSpec], rng: Optional[SRStrea
         raise ValueError(f"rng: {label} rounds stochastically and needs an SRStream; pass "
                          "seed= or rng= to the layer")
     xf = x.astype(np.float32, copy=False)
+    _record(label + "/x", xf)                       # the quantizer's input …
     if not grouped:
         q = quantize_spec(xf, spec, rng, trace, label)
         _record(label + "/codes", q.codes)
         _record(label + "/scale", q.scale)
+        _record(label + "/m", q.clip_value)         # … and its clamp point m (NUMERICS §2)
         return Operand(q.codes, q.scale, None if np.isinf(q.clip_value) else q.clip_value)
     qs = [quantize_spec(xf[g], spec, rng, None, label) for g in range(xf.shape[0])]
     if len(qs) == 1:
@@ -127,6 +129,7 @@ def make_operand(x: np.ndarray, spec: Optional[QuantSpec], rng: Optional[SRStrea
                            any(q.signed for q in qs), spec.rounding, float(scales.mean()))
     _record(label + "/codes", codes)
     _record(label + "/scale", scales)
+    _record(label + "/m", clips)
     return Operand(codes, scales, None if np.isinf(clips).all() else clips)
 
 

@@ -272,8 +272,9 @@ def compare(golden: str, dump: str, bit_patterns: bool = False, allow_extra: boo
             elif note:
                 res.notes.append((path, note))
 
-        def visit(name, obj):
-            if isinstance(obj, h5py.Dataset) and name not in golden_set and name != "op_order":
+        def visit(name, obj):              # metadata datasets of the golden file (op_order,
+            if isinstance(obj, h5py.Dataset) and name not in golden_set and not isinstance(
+                    g.get(name), h5py.Dataset):            # trace, coverage) are not extra
                 res.extra.append(name)
         d.visititems(visit)
     res.expect_missing = list(dict.fromkeys(res.expect_missing))

@@ -86,6 +86,20 @@ class ModelSpec:
             return (batch, a["K"])
         return (batch, a["C"], a["H"], a["W"])
 
+    def output_shape(self, batch: int) -> tuple:
+        """Shape of what the loss sees: logits (B, CLASSES) or the layer's output."""
+        a = self.args
+        if self.has_head:
+            return (batch, a["CLASSES"])
+        if self.kind == "linear":
+            return (batch, a["N"])
+        if self.kind == "conv":
+            k, s, p = a["KSIZE"], a["STRIDE"], a["PAD"]
+            return (batch, a["COUT"], conv_out_size(a["H"], k, s, p),
+                    conv_out_size(a["W"], k, s, p))
+        s = a["STRIDE"]
+        return (batch, a["COUT"], conv_out_size(a["H"], 3, s, 1), conv_out_size(a["W"], 3, s, 1))
+
     def build(self, numerics, seed: int) -> Module:
         """The network, every layer under `numerics`, weights seeded from `seed`."""
         a = self.args

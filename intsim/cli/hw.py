@@ -15,25 +15,40 @@ from intsim.cli.common import error
 from intsim.core.resolve import resolve_numerics
 from intsim.formats.atomic import atomic_write_text
 from intsim.hw.compare import compare, format_report, to_json
-from intsim.hw.golden import write_golden
+from intsim.formats.hexfile import ORDERS, HexOptions, write_hex
+from intsim.hw.coverage import load_coverage
+from intsim.hw.golden import DEFAULT_BATCH, DEFAULT_MODEL, write_golden
 from intsim.hw.overflow import format_table, report
 from intsim.hw.overflow_train import trace_training_run
 
 GOLDEN_DESCRIPTION = """\
-Run S seeded training steps of FCNet + a linear head with the datapath's numerics on every
-layer and write every intermediate, in execution order, to an HDF5 file: input and weight
-codes and scales, Hadamard outputs, the random bits consumed by stochastic rounding, per-tile
-accumulator partials before and after the register, tile-sum register values, outputs,
-gradient codes and the updated weights (SGD lr 0.01, momentum 0.9).
+Run S seeded training steps of a model with the datapath's numerics on every layer and write
+every intermediate, in execution order, to an HDF5 file: quantizer inputs, clamp points,
+scaled values v, codes and scales, Hadamard outputs, the random bits consumed by stochastic
+rounding, per-tile accumulator partials before and after the register, tile-sum register
+values, outputs, gradient codes and the updated weights (SGD lr 0.01, momentum 0.9); every
+integer matmul's group describes it (operands, layouts, reduction axis, accumulator, tile,
+Hadamard block); the file also holds the run's trace and a coverage report, which is printed
+(a loud warning when the vectors leave a feature of the datapath untested).
 
-Inputs are uniform [-1, 1) float32 from numpy default_rng(SEED), labels uniform over the
-classes. SEED also seeds the weight init; the stochastic-rounding stream uses the datapath's
-`seed` if it has one, else SEED. The layout is documented in intsim/formats/golden_file.py
-and the README.
+--model (the model-spec language, intsim/hw/model_spec.py):
+  fcnet:IN,HIDDEN,FEATURE[,CLASSES]      FCNet + CLASSES-way head (default 10), batch --batch
+  smallcnn:C,H,W,C1,C2[,CLASSES]         SmallCNN + head on (B, C, H, W) images
+  linear:B,K,N                           one linear layer: (B, K)·(K, N)
+  conv:B,C,H,W,COUT,KSIZE[,STRIDE[,PAD]] one conv layer (im2col: per image (L, C·KSIZE²)·(…, COUT))
+  resnet-block:B,C,H,W,COUT[,STRIDE]     one ResNet basic block (two 3×3 convs)
 
-example:
-  intsim golden --numerics examples/datapath_hdqt.toml --model fcnet:16,16,16,4 \\
-      --batch 8 --steps 2 --seed 0 --out golden.h5 --hex hex/"""
+Inputs are uniform [-1, 1) float32 from numpy default_rng(SEED); labels uniform over the
+classes (networks with a head) or, for single layers and blocks, a projection loss with a
+uniform output gradient. SEED also seeds the weight init; the stochastic-rounding stream uses
+the datapath's `seed` if it has one, else SEED. The layout is documented in
+intsim/formats/golden_file.py and the README.
+
+examples:
+  intsim golden --numerics examples/datapath_hdqt.toml --model fcnet:100,72,40,10 \\
+      --batch 40 --steps 2 --seed 0 --out golden.h5 --hex hex/
+  intsim golden --numerics hdqt --model conv:2,3,8,8,16,3,1,1 --select 'conv/fwd' --out c.h5
+  intsim golden --from golden.h5 --hex sram/ --hex-order tile-blocked --hex-word-bits 32"""
 
 COMPARE_DESCRIPTION = """\
 Compare a dump (same HDF5 layout as the golden file, any subset of its tensors) with a golden
@@ -65,17 +80,65 @@ largest_pow2' appended), e.g. to show what the Hadamard domain does to accumulat
   intsim overflow-report --train hdqt_paper hdqt hdqt:hadamard=none --epochs 5 --out ovf/"""
 
 
+def hex_options_from(args) -> HexOptions:
+    return HexOptions(order=args.hex_order, word_bits=args.hex_word_bits or 0,
+                      pack_int4=args.pack_int4)
+
+
+def print_coverage(cov, strict: bool) -> int:
+    print(cov.format())
+    if cov.is_thin:
+        print(f"WARNING: thin coverage ({len(cov.thin)} gaps, listed above)"
+              + ("; --strict-coverage: failing" if strict else ""), file=sys.stderr)
+        return 1 if strict else 0
+    return 0
+
+
 def cmd_golden(args) -> int:
     try:
-        res = write_golden(args.numerics, args.model, args.batch, args.steps, args.seed,
-                           args.out, args.hex, args.pack_int4)
+        opts = hex_options_from(args)
+        if args.source:
+            if not args.hex:
+                return error("golden", "--from needs --hex DIR (it re-exports the hex files of "
+                                       "an existing golden file)")
+            given = [f for f in ("numerics", "model", "batch", "steps", "seed", "events")
+                     if getattr(args, f) is not None] + (["select"] if args.select else [])
+            if given:
+                return error("golden", f"--from re-exports {args.source}: "
+                                       f"--{given[0]} does not apply")
+            manifest = write_hex(args.source, args.hex, opts)
+            print(f"wrote $readmemh files and {manifest} from {args.source}")
+            return print_coverage(load_coverage(args.source), args.strict_coverage)
+        if args.numerics is None:
+            return error("golden", "--numerics is required (or --from GOLDEN.h5 to re-export)")
+        res = write_golden(args.numerics, args.model or DEFAULT_MODEL, args.batch,
+                           args.steps if args.steps is not None else 2, args.seed, args.out,
+                           args.hex, select=args.select or (), events=args.events,
+                           hex_options=opts)
     except (ValueError, FileNotFoundError) as e:
         return error("golden", e)
-    print(f"wrote {res.path}: {res.n_tensors} tensors, "
+    print(f"wrote {res.path}: {res.n_tensors} tensors, {res.n_matmuls} integer matmuls, "
           f"{res.steps} steps, losses {', '.join(f'{v:.6f}' for v in res.losses)}")
     if res.hex_manifest:
         print(f"wrote $readmemh files and {res.hex_manifest}")
-    return 0
+    return print_coverage(res.coverage, args.strict_coverage)
+
+
+def add_hex_options(p) -> None:
+    """--hex, --hex-order, --hex-word-bits, --pack-int4 (golden and vectors)."""
+    p.add_argument("--hex", metavar="DIR",
+                   help="also write one $readmemh text file per tensor and manifest.json")
+    p.add_argument("--hex-order", choices=ORDERS, default="c",
+                   help="element order of the matmul operands in the hex files: c (as stored, "
+                        "default), k-major (reduction axis outermost), tile-blocked (per K-tile, "
+                        "k innermost, last tile zero-padded)")
+    p.add_argument("--hex-word-bits", type=int, metavar="W",
+                   help="pack the values of each row into W-bit words (first value in the low "
+                        "bits; rows never straddle words)")
+    p.add_argument("--pack-int4", action="store_true",
+                   help="pack tensors of ≤ 4 bits two per byte, low nibble first, per row")
+    p.add_argument("--strict-coverage", action="store_true",
+                   help="exit 1 when the coverage report finds the vectors thin")
 
 
 def cmd_compare(args) -> int:
@@ -123,24 +186,28 @@ def register(subparsers) -> None:
     raw = argparse.RawDescriptionHelpFormatter
     p = subparsers.add_parser("golden", help="write golden vectors of seeded training steps",
                               description=GOLDEN_DESCRIPTION, formatter_class=raw)
-    p.add_argument("--numerics", "--datapath", dest="numerics", required=True,
-                   metavar="PRESET|FILE.toml",
+    p.add_argument("--numerics", "--datapath", dest="numerics", metavar="PRESET|FILE.toml",
                    help="numerics preset or datapath description (TOML, see examples/); "
                         "--datapath is the same option")
-    p.add_argument("--model", default="fcnet:16,16,16,4",
-                   metavar="fcnet:IN,HIDDEN,FEATURE[,CLASSES]",
-                   help="FCNet backbone dims and head classes (default fcnet:16,16,16,4; "
-                        "CLASSES defaults to 10)")
-    p.add_argument("--batch", type=int, default=8, help="batch size (default 8)")
-    p.add_argument("--steps", type=int, default=2, help="training steps (default 2)")
+    p.add_argument("--model", metavar="SPEC",
+                   help=f"what to run (see above; default {DEFAULT_MODEL})")
+    p.add_argument("--batch", type=int, default=None,
+                   help=f"batch size of fcnet/smallcnn (default {DEFAULT_BATCH}; layer specs fix "
+                        "their own)")
+    p.add_argument("--steps", type=int, default=None, help="training steps (default 2)")
     p.add_argument("--seed", type=int, default=None,
                    help="data/init seed (default: the datapath's seed, else 0)")
+    p.add_argument("--select", action="append", metavar="GLOB",
+                   help="keep only the matmuls whose label layer/kind matches GLOB (e.g. "
+                        "'backbone.fc2/*', '*/grad_w'); repeatable")
+    p.add_argument("--events", type=int, metavar="N",
+                   help="also log up to N overflow events (step, layer, kind, output, tile, k, "
+                        "value before and after the limit) in trace/matmul_events")
     p.add_argument("--out", default="golden.h5", metavar="FILE.h5",
                    help="output HDF5 file (default golden.h5)")
-    p.add_argument("--hex", metavar="DIR",
-                   help="also write one $readmemh text file per tensor and manifest.json")
-    p.add_argument("--pack-int4", action="store_true",
-                   help="with --hex: pack tensors of ≤ 4 bits two per byte, low nibble first")
+    p.add_argument("--from", dest="source", metavar="GOLDEN.h5",
+                   help="re-export the hex files of an existing golden file (with --hex)")
+    add_hex_options(p)
     p.set_defaults(func=cmd_golden)
 
     c = subparsers.add_parser("compare", help="compare a hardware dump with golden vectors",

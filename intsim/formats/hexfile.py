@@ -114,8 +114,8 @@ def _reorder(value: np.ndarray, layout: str, desc: dict, order: str
             layout, lambda v: v)(value), 0
     T, K = int(desc["tile"]), int(desc["K"])
     nt = -(-K // T) if K else 0
-    v = {"G,M,K": value, "N,K": value, "K,N": value.T,
-         "G,K,N": value.transpose(0, 2, 1)}[layout]          # (…, rows, K)
+    v = {"K,N": lambda x: x.T, "G,K,N": lambda x: x.transpose(0, 2, 1)}.get(
+        layout, lambda x: x)(value)                          # (…, rows, K)
     v = np.pad(v, [(0, 0)] * (v.ndim - 1) + [(0, nt * T - K)])
     v = np.moveaxis(v.reshape(*v.shape[:-1], nt, T), -2, -3)   # (…, tiles, rows, T)
     return v, int(v.size - value.size)

@@ -28,6 +28,7 @@ import numpy as np
 
 from intsim.core.modes import MatmulKind
 from intsim.core.ranges import bit_width
+from intsim.formats.golden_file import read_coverage
 
 MATMUL_COLUMNS = ("matmul", "label", "kind", "step", "mode", "acc_bits", "rows", "K", "N",
                   "tile", "n_tiles", "multi_tile", "ragged", "macs", "events",
@@ -173,9 +174,10 @@ def _trace_rows(trace) -> dict:
     return out
 
 
-def compute_coverage(tensors: list, matmuls: dict, trace=None) -> Coverage:
-    """Coverage of golden tensors (formats.golden_file.Tensor) with their matmul descriptors
-    and the run's Trace (for the event counts)."""
+def compute_coverage(tensors: list, matmuls: dict, trace=None, quantizers=()) -> Coverage:
+    """Coverage of golden tensors (formats.golden_file.Tensor) with their matmul descriptors,
+    the run's Trace (for the event counts) and standalone quantizer vectors (dicts with the
+    paths codes, v, sr_bits and a kind)."""
     by_path = {t.path: t for t in tensors}
     recs = _trace_rows(trace)
     cov = Coverage()
@@ -204,14 +206,19 @@ def compute_coverage(tensors: list, matmuls: dict, trace=None) -> Coverage:
             cov.quantizers.append(quantizer_row(d[side], d["kind"], codes.attrs,
                                                 codes.value, by_path[v].value,
                                                 None if R is None else R.value))
+    for q in quantizers:
+        codes, R = by_path[q["codes"]], by_path.get(q.get("sr_bits") or "")
+        cov.quantizers.append(quantizer_row(q["codes"], q["kind"], codes.attrs, codes.value,
+                                            by_path[q["v"]].value,
+                                            None if R is None else R.value))
     _verdicts(cov, matmuls)
     return cov
 
 
 def _verdicts(cov: Coverage, matmuls: dict) -> None:
     descs = list(matmuls.values())
-    if not descs:
-        cov.thin.append("the file holds no integer matmul")
+    if not descs and not cov.quantizers:
+        cov.thin.append("the file holds no integer matmul and no quantizer vectors")
         return
     for kind in MatmulKind.values():
         rows = [r for r in cov.matmuls if r["kind"] == kind]
@@ -245,3 +252,11 @@ def _verdicts(cov: Coverage, matmuls: dict) -> None:
         if max(q["bits_exercised"] for q in qs) < r:
             cov.notes.append(f"{op}: only {max(q['bits_exercised'] for q in qs)} of the {r} "
                              "random-bit positions take both values")
+
+
+def load_coverage(path: str) -> Coverage:
+    """The coverage stored in a golden file (written by `intsim golden` / `intsim vectors`)."""
+    c = read_coverage(path)
+    clean = lambda df: [{k: (v.item() if hasattr(v, "item") else v) for k, v in r.items()}  # noqa
+                        for r in df.to_dict("records")]
+    return Coverage(clean(c["matmuls"]), clean(c["quantizers"]), c["thin"], c["notes"])

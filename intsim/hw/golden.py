@@ -16,7 +16,6 @@ the matmuls whose label ("layer/kind") matches one of the globs.
 """
 from __future__ import annotations
 
-import fnmatch
 from dataclasses import dataclass
 from functools import partial
 from typing import Optional, Sequence
@@ -25,7 +24,6 @@ import numpy as np
 
 from intsim._version import __version__
 from intsim.core.linear_op import RECORDER
-from intsim.core.modes import MatmulKind
 from intsim.core.numerics import dumps
 from intsim.core.resolve import NumericsSource, resolve_numerics
 from intsim.core.rng import SRStream
@@ -34,7 +32,7 @@ from intsim.formats.golden_file import FORMAT, FORMAT_VERSION, Tensor, float_ten
     write_hdf5
 from intsim.formats.hexfile import HexOptions, write_hex
 from intsim.hw.coverage import Coverage, compute_coverage
-from intsim.hw.golden_record import StepRecorder
+from intsim.hw.golden_record import StepRecorder, select_matmuls
 from intsim.hw.model_spec import ModelSpec, parse_model, projection_loss
 from intsim.nn.optim import SGD
 from intsim.nn.training import loss_step, sgd_step
@@ -71,29 +69,6 @@ def _param_tensors(net, prefix: str, kind: str, step: int, what: str) -> list:
 def _stamp(t: Tensor, step: int, layer: str, kind: str, name: str) -> Tensor:
     t.attrs.update(step=step, layer=layer, kind=kind, tensor=name)
     return t
-
-
-def select_matmuls(tensors: list, matmuls: dict, select: Sequence[str]) -> tuple[list, dict]:
-    """Keep the tensors of matmuls whose label matches a glob of `select` (and every tensor
-    that belongs to no matmul); a glob matching no matmul label is a ValueError."""
-    if not select:
-        return tensors, matmuls
-    labels = {f"{t.attrs['layer']}/{t.attrs['kind']}" for t in tensors
-              if t.attrs.get("kind") in MatmulKind.values()}
-    for glob in select:
-        if not any(fnmatch.fnmatchcase(lab, glob) for lab in labels):
-            raise ValueError(f"select: {glob!r} matches no matmul label (layer/kind); the "
-                             f"labels are {', '.join(sorted(labels))}")
-
-    def keep(t):
-        if t.attrs.get("kind") not in MatmulKind.values():
-            return True
-        return any(fnmatch.fnmatchcase(f"{t.attrs['layer']}/{t.attrs['kind']}", g)
-                   for g in select)
-    kept = [t for t in tensors if keep(t)]
-    groups = {g: d for g, d in matmuls.items() if any(fnmatch.fnmatchcase(d["label"], s)
-                                                      for s in select)}
-    return kept, groups
 
 
 def _check_args(batch, steps, seed, events, spec: ModelSpec):
@@ -218,7 +193,7 @@ def write_vectors_file(tensors: list, root: dict, out: str, hex_dir: Optional[st
                        hex_options: HexOptions, steps: int = 0, losses=()) -> GoldenResult:
     """Coverage, then the HDF5 file (tensors, matmul groups, trace, coverage) and hex files."""
     matmuls, trace = root.pop("_matmuls"), root.pop("_trace")
-    cov = compute_coverage(tensors, matmuls, trace)
+    cov = compute_coverage(tensors, matmuls, trace, root.pop("_quantizers", ()))
     write_hdf5(tensors, root, out, groups=matmuls, trace=trace, coverage=cov.to_tables())
     manifest = write_hex(out, hex_dir, hex_options) if hex_dir else None
     return GoldenResult(out, len(tensors), steps, list(losses), manifest, cov, len(matmuls))

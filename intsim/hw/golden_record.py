@@ -11,7 +11,8 @@ every integer matmul (`matmuls`: the attributes of its HDF5 group).
 """
 from __future__ import annotations
 
-from typing import Optional
+import fnmatch
+from typing import Optional, Sequence
 
 import numpy as np
 
@@ -382,3 +383,26 @@ def matmul_descriptor(group: str, step: int, layer: str, kind: MatmulKind, acc: 
         right_m=f"{group}/{rl}_m" if f"{rl}_v" in st else "",
         partial=f"{group}/acc_partial", register=f"{group}/acc_register",
         tile_sum=f"{group}/acc_tile_sum", result=f"{group}/acc", rescale=RESCALE[kind])
+
+
+def select_matmuls(tensors: list, matmuls: dict, select: Sequence[str]) -> tuple[list, dict]:
+    """Keep the tensors of matmuls whose label matches a glob of `select` (and every tensor
+    that belongs to no matmul); a glob matching no matmul label is a ValueError."""
+    if not select:
+        return tensors, matmuls
+    labels = {f"{t.attrs['layer']}/{t.attrs['kind']}" for t in tensors
+              if t.attrs.get("kind") in MatmulKind.values()}
+    for glob in select:
+        if not any(fnmatch.fnmatchcase(lab, glob) for lab in labels):
+            raise ValueError(f"select: {glob!r} matches no matmul label (layer/kind); the "
+                             f"labels are {', '.join(sorted(labels))}")
+
+    def keep(t):
+        if t.attrs.get("kind") not in MatmulKind.values():
+            return True
+        return any(fnmatch.fnmatchcase(f"{t.attrs['layer']}/{t.attrs['kind']}", g)
+                   for g in select)
+    kept = [t for t in tensors if keep(t)]
+    groups = {g: d for g, d in matmuls.items() if any(fnmatch.fnmatchcase(d["label"], s)
+                                                      for s in select)}
+    return kept, groups

@@ -75,5 +75,5 @@ def register(subparsers) -> None:
                    help="keep only the matmuls whose label case/kind matches GLOB; repeatable")
     p.add_argument("--out", default="vectors.h5", metavar="FILE.h5",
                    help="output HDF5 file (default vectors.h5)")
-    addhex_options_from(p)
+    add_hex_options(p)
     p.set_defaults(func=cmd_vectors)

@@ -15,6 +15,7 @@ from intsim.cli.common import error
 from intsim.core.resolve import resolve_numerics
 from intsim.formats.atomic import atomic_write_text
 from intsim.hw.compare import compare, format_report, to_json
+from intsim.hw.explain import explain
 from intsim.formats.hexfile import ORDERS, HexOptions, write_hex
 from intsim.hw.coverage import load_coverage
 from intsim.hw.golden import DEFAULT_BATCH, DEFAULT_MODEL, write_golden
@@ -148,8 +149,16 @@ def cmd_compare(args) -> int:
     except (ValueError, FileNotFoundError, OSError) as e:
         return error("compare", e)
     print(format_report(res, args.max_list))
+    out = to_json(res)
+    if args.explain and res.mismatches:
+        try:
+            lines = explain(args.golden, args.dump, res.mismatches)
+        except (ValueError, KeyError) as e:
+            return error("compare", f"--explain: {e}")
+        print("\n".join(lines))
+        out["explain"] = lines
     if args.json:
-        atomic_write_text(args.json, json.dumps(to_json(res), indent=1) + "\n")
+        atomic_write_text(args.json, json.dumps(out, indent=1, default=str) + "\n")
     return res.exit_code(args.require_all)
 
 
@@ -225,6 +234,11 @@ def register(subparsers) -> None:
     c.add_argument("--expect", action="append", metavar="GLOB",
                    help="golden tensors matching GLOB (fnmatch on paths, e.g. '*/acc') must be "
                         "in the dump; repeatable; a GLOB matching no golden tensor is an error")
+    c.add_argument("--explain", action="store_true",
+                   help="replay the first mismatching matmul output MAC by MAC from the golden "
+                        "operands (k, a, b, exact sum, register), locate the first differing "
+                        "tile from tile-level dumps and name the accumulator variants (wrap, "
+                        "asymmetric range, tile ± 1, …) that reproduce the dump")
     c.add_argument("--max-list", type=int, default=20, metavar="N",
                    help="list at most N tensors per section (default 20)")
     c.add_argument("--json", metavar="PATH", help="also write the result as JSON")

@@ -20,7 +20,8 @@ from intsim.formats.hexfile import ORDERS, HexOptions, write_hex
 from intsim.hw.coverage import load_coverage
 from intsim.hw.golden import DEFAULT_BATCH, DEFAULT_MODEL, write_golden
 from intsim.hw.overflow import format_table, report
-from intsim.hw.overflow_train import trace_training_run
+from intsim.hw.overflow_events import format_events
+from intsim.hw.overflow_train import trace_model_run, trace_training_run
 
 GOLDEN_DESCRIPTION = """\
 Run S seeded training steps of a model with the datapath's numerics on every layer and write
@@ -73,12 +74,18 @@ tile·max|a|·max|b|, and the minimum accumulator width that would have avoided 
 Writes overflow_summary.csv, overflow_steps.csv, overflow_hist.csv and overflow.png into
 --out; several inputs are drawn side by side.
 
-INPUT is a trace.h5 file (intsim.Trace.to_hdf5) or a run folder containing one (e.g. an
-`intsim cil` run). --train produces the traces first: FCNet on the real smartwatch data under
-each given datapath (preset name or TOML file, optionally with ':hadamard=none|pad|
-largest_pow2' appended), e.g. to show what the Hadamard domain does to accumulator values:
+INPUT is a trace.h5 file (intsim.Trace.to_hdf5), a run folder containing one (e.g. an
+`intsim cil` run), or a golden/vectors file (`intsim golden`, `intsim vectors`: sizes the
+registers for those layers and operands, e.g. your own from `intsim vectors --operands`).
+--train produces the traces first: FCNet on the real smartwatch data under each given
+datapath (preset name or TOML file, optionally with ':hadamard=none|pad|largest_pow2'
+appended), or with --model your own layers on seeded synthetic inputs. With --events N (or
+traces that hold a per-event log, e.g. `intsim cil --events N`) it also reports which outputs,
+columns and k positions saturate most (overflow_events.csv, overflow_events.png).
 
-  intsim overflow-report --train hdqt_paper hdqt hdqt:hadamard=none --epochs 5 --out ovf/"""
+  intsim overflow-report --train hdqt_paper hdqt hdqt:hadamard=none --epochs 5 --out ovf/
+  intsim overflow-report --train hdqt --model conv:8,3,16,16,16,3,1,1 --steps 20 --events 10000
+  intsim overflow-report golden.h5 vectors.h5 --out ovf/"""
 
 
 def hex_options_from(args) -> HexOptions:
@@ -170,23 +177,41 @@ def cmd_overflow(args) -> int:
     if names and len(names) != len(sources) + len(args.train or []):
         return error("overflow-report", "--names needs one name per input (and per --train)")
     out = args.out or "overflow-report"
+    if args.model and not args.train:
+        return error("overflow-report", "--model needs --train NUMERICS (it trains that model)")
     try:
         for spec in args.train or []:
             dp = resolve_numerics(spec)
             run_dir = os.path.join(out, "runs", dp.numerics.name)
-            print(f"training FCNet on watch under {dp.numerics.name} → {run_dir}",
-                  file=sys.stderr)
-            cfg = trace_training_run(dp, run_dir, args.epochs, args.seed, hidden=args.hidden,
-                                     batch=args.batch, max_steps=args.max_steps)
-            print(f"  {cfg['steps']} steps, test accuracy {cfg['test_accuracy']:.3f}",
-                  file=sys.stderr)
+            if args.model:
+                print(f"training {args.model} on synthetic inputs under {dp.numerics.name} → "
+                      f"{run_dir}", file=sys.stderr)
+                cfg = trace_model_run(dp, args.model, run_dir, args.steps or 50, args.seed,
+                                      batch=args.batch, events=args.events)
+                print(f"  {cfg['steps']} steps, final loss {cfg['final_loss']:.4g}",
+                      file=sys.stderr)
+            else:
+                print(f"training FCNet on watch under {dp.numerics.name} → {run_dir}",
+                      file=sys.stderr)
+                cfg = trace_training_run(dp, run_dir, args.epochs, args.seed,
+                                         hidden=args.hidden, batch=args.batch or 128,
+                                         max_steps=args.max_steps or args.steps,
+                                         events=args.events)
+                print(f"  {cfg['steps']} steps, test accuracy {cfg['test_accuracy']:.3f}",
+                      file=sys.stderr)
             sources.append(run_dir)
         summary = report(sources, out, names, plot=not args.no_plot)
     except (ValueError, FileNotFoundError, OSError) as e:
         return error("overflow-report", e)
     print(format_table(summary))
+    ev = format_events(summary.attrs.get("events"), summary.attrs.get("logged", {}))
+    if ev:
+        print(ev)
+    has_ev = len(summary.attrs.get("events", ()))
     print(f"\nwrote {out}/overflow_summary.csv, overflow_steps.csv, overflow_hist.csv"
-          + ("" if args.no_plot else ", overflow.png"))
+          + ("" if args.no_plot else ", overflow.png")
+          + (", overflow_events.csv" + ("" if args.no_plot else ", overflow_events.png")
+             if has_ev else ""))
     return 0
 
 
@@ -259,7 +284,18 @@ def register(subparsers) -> None:
     o.add_argument("--seed", type=int, default=0, help="--train seed (default 0)")
     o.add_argument("--hidden", type=int, default=None,
                    help="--train FCNet width (default: the 54 input features, in→in→in)")
-    o.add_argument("--batch", type=int, default=128, help="--train batch size (default 128)")
+    o.add_argument("--batch", type=int, default=None,
+                   help="--train batch size (default 128 on watch, 32 for --model; layer specs "
+                        "fix their own)")
+    o.add_argument("--model", metavar="SPEC",
+                   help="with --train: train this model (the `intsim golden --model` language, "
+                        "e.g. conv:8,3,16,16,16,3,1,1) on seeded synthetic inputs instead of "
+                        "FCNet on watch")
+    o.add_argument("--steps", type=int, metavar="N",
+                   help="--train --model: SGD steps (default 50); on watch: like --max-steps")
+    o.add_argument("--events", type=int, metavar="N",
+                   help="--train: also log up to N overflow events (where each saturation "
+                        "happened); reported as the most frequent outputs, columns and k")
     o.add_argument("--max-steps", type=int, metavar="N",
                    help="--train: stop after N optimizer steps (smoke tests)")
     o.add_argument("--no-plot", action="store_true", help="write the CSVs only")

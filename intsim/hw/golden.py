@@ -33,7 +33,7 @@ from intsim.formats.golden_file import FORMAT, FORMAT_VERSION, Tensor, float_ten
 from intsim.formats.hexfile import HexOptions, write_hex
 from intsim.hw.coverage import Coverage, compute_coverage
 from intsim.hw.golden_record import StepRecorder, select_matmuls
-from intsim.hw.model_spec import ModelSpec, parse_model, projection_loss
+from intsim.hw.model_spec import ModelSpec, parse_model
 from intsim.nn.optim import SGD
 from intsim.nn.training import loss_step, sgd_step
 
@@ -113,25 +113,22 @@ def run_golden(datapath: NumericsSource, model: str = DEFAULT_MODEL,
     losses = []
     for step in range(steps):
         trace.step = step
-        x = data.uniform(-1.0, 1.0, spec.input_shape(batch)).astype(np.float32)
+        x, target = spec.synthetic_batch(data, batch)
         pre = f"step_{step:03d}"
         tensors.append(_stamp(float_tensor(
             f"{pre}/input/batch/x", x, "synthetic input, uniform [-1, 1) float32 "
             "(default_rng(seed).uniform, one draw per step)"), step, "input", "batch", "x"))
         if spec.has_head:
-            target = data.integers(0, spec.args["CLASSES"], batch).astype(np.int64)
             tensors.append(_stamp(int_tensor(
                 f"{pre}/input/batch/labels", target, 0, spec.args["CLASSES"] - 1,
                 "class labels (default_rng(seed).integers, after x)"), step, "input", "batch",
                 "labels"))
-            step_fn = partial(loss_step, net)
         else:
-            target = data.uniform(-1.0, 1.0, spec.output_shape(batch)).astype(np.float32)
             tensors.append(_stamp(float_tensor(
                 f"{pre}/input/batch/r", target, "projection r of the loss (1/B)·Σ r⊙y, uniform "
                 "[-1, 1) float32 (default_rng(seed).uniform, after x)"), step, "input",
                 "batch", "r"))
-            step_fn = partial(loss_step, net, loss_fn=projection_loss)
+        step_fn = partial(loss_step, net, loss_fn=spec.loss_fn())
         seen = {}
 
         def on_loss(out, grad, loss):

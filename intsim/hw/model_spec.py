@@ -32,6 +32,7 @@ import numpy as np
 
 from intsim.models.networks import FCNet, IncrementalNet, SmallCNN
 from intsim.nn import BasicBlock, Conv2d, Linear, Sequential
+from intsim.nn.losses import cross_entropy
 from intsim.nn.conv import conv_out_size
 from intsim.nn.module import Module, child_seed
 
@@ -99,6 +100,19 @@ class ModelSpec:
                     conv_out_size(a["W"], k, s, p))
         s = a["STRIDE"]
         return (batch, a["COUT"], conv_out_size(a["H"], 3, s, 1), conv_out_size(a["W"], 3, s, 1))
+
+    def loss_fn(self):
+        """cross_entropy (networks with a head) or projection_loss (layers and blocks)."""
+        return cross_entropy if self.has_head else projection_loss
+
+    def synthetic_batch(self, data: np.random.Generator, batch: int) -> tuple:
+        """(x, target) of one step: x ~ uniform [-1, 1) float32 of the input shape, then the
+        labels ~ integers(0, CLASSES) or the projection r ~ uniform [-1, 1) of the output
+        shape, both from `data` in that order."""
+        x = data.uniform(-1.0, 1.0, self.input_shape(batch)).astype(np.float32)
+        if self.has_head:
+            return x, data.integers(0, self.args["CLASSES"], batch).astype(np.int64)
+        return x, data.uniform(-1.0, 1.0, self.output_shape(batch)).astype(np.float32)
 
     def build(self, numerics, seed: int) -> Module:
         """The network, every layer under `numerics`, weights seeded from `seed`."""

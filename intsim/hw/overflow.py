@@ -3,7 +3,9 @@
     report(["runs/hdqt", "runs/hdqt_paper/trace.h5"], out_dir="overflow/")
 
 reads the matmul records of a trace (intsim.Trace.to_hdf5, group "trace/matmul") — a trace.h5
-file or a run folder holding one — and, per layer and matmul kind (fwd, grad_in, grad_w):
+file, a run folder holding one, or a golden / vectors file (`intsim golden`, `intsim vectors`:
+the records of its own matmuls, so registers are sized for the user's layers and operands) —
+and, per layer and matmul kind (fwd, grad_in, grad_w):
 
   event_rate      saturation/wrap events per MAC (saturate, wrap) or clamped tiles per tile
                   (clamp_tile) over all traced calls (NUMERICS.md §4.1), and per step
@@ -19,7 +21,10 @@ file or a run folder holding one — and, per layer and matmul kind (fwd, grad_i
   bound_acc_bits  bit_length(bound) + 1: the width that makes an event impossible
 
 and writes overflow_summary.csv, overflow_steps.csv, overflow_hist.csv and overflow.png (runs
-side by side: histograms, event rate over training, observed vs worst-case widths).
+side by side: histograms, event rate over training, observed vs worst-case widths). A trace
+with a per-event log (`--events N`) adds overflow_events.csv (the outputs, columns, k positions,
+tiles and event kinds that saturate most, per layer and kind) and overflow_events.png (heat maps
+of events over k and the output column; intsim.hw.overflow_events).
 
 Operand widths come from the run's datapath: config.json ("datapath" TOML text, or the
 "numerics_spec" / "settings.numerics" of an `intsim cil` run), else the trace file's
@@ -47,9 +52,10 @@ from intsim.core.modes import PRODUCTS, MatmulKind, split_label
 from intsim.core.numerics import Numerics, from_mapping, loads
 from intsim.core.presets import preset
 from intsim.core.ranges import bit_width, code_range, log2_top, max_abs, product_operand_ranges
-from intsim.core.trace import read_hdf5
+from intsim.core.trace import read_events, read_hdf5
 from intsim.formats.atomic import atomic_path
 from intsim.formats.golden_file import open_hdf5
+from intsim.hw.overflow_events import event_table, plot_events
 from intsim.hw.overflow_plot import plot_report
 
 KINDS = MatmulKind.values()
@@ -70,6 +76,13 @@ class RunData:
     numerics: Optional[Numerics] = None
     numerics_source: str = ""
     meta: dict = field(default_factory=dict)
+    events: object = None                # pandas DataFrame of the per-event log (or empty)
+
+    @property
+    def logged(self) -> tuple[int, int]:
+        """(events logged, events counted) of the run's matmuls."""
+        total = int(self.matmul["events"].sum() + self.matmul["tile_sum_events"].sum())
+        return (0 if self.events is None else len(self.events)), total
 
 
 def _numerics_from_config(cfg: dict) -> tuple[Optional[Numerics], str]:
@@ -125,10 +138,17 @@ def load_run(source: Union[str, os.PathLike], name: Optional[str] = None) -> Run
     mm = read_hdf5(trace_path, "trace", "matmul")
     qq = read_hdf5(trace_path, "trace", "quantize")
     if not len(mm):
+        if meta.get("format") == "intsim-golden":
+            raise ValueError(f"overflow-report: {trace_path} is a golden file without a trace "
+                             f"(format version {meta.get('format_version')}); write it again "
+                             "with this intsim (`intsim golden` / `intsim vectors`)")
         raise ValueError(f"overflow-report: {trace_path} holds no integer-matmul records "
                          "(group trace/matmul is absent or empty: an fp32 run, tracing off, or "
                          "not a trace file)")
-    return RunData(name, trace_path, mm, qq, numerics, how or "trace quantize records", meta)
+    if meta.get("format") == "intsim-golden":
+        how = how or "golden file datapath attribute"
+    return RunData(name, trace_path, mm, qq, numerics, how or "trace quantize records", meta,
+                   read_events(trace_path))
 
 
 def _split_label(label: str) -> tuple[str, str]:
@@ -285,6 +305,15 @@ def report(sources: Sequence[Union[str, RunData]], out_dir: Optional[str] = None
             k += 1
         seen.add(r.name)
     summary = pd.concat([summarize(r) for r in runs], ignore_index=True)
+    events = event_table(runs)
+    summary.attrs["events"] = events
+    summary.attrs["logged"] = {r.name: r.logged for r in runs if r.events is not None
+                               and len(r.events)}
+    if out_dir is not None and len(events):
+        with atomic_path(os.path.join(out_dir, "overflow_events.csv")) as tmp:
+            events.to_csv(tmp, index=False)
+        if plot:
+            plot_events(runs, os.path.join(out_dir, "overflow_events.png"))
     if out_dir is not None:
         os.makedirs(out_dir, exist_ok=True)
         steps = pd.concat([per_step(r) for r in runs], ignore_index=True)

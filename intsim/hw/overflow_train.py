@@ -1,4 +1,13 @@
-"""Training runs that produce a trace for the overflow report (`overflow-report --train`)."""
+"""Training runs that produce a trace for the overflow report (`overflow-report --train`).
+
+    trace_training_run(numerics, out_dir, epochs)          FCNet on the real smartwatch data
+    trace_model_run(numerics, "conv:8,3,16,16,16,3", out_dir, steps)
+                                                           the user's layers (a model spec,
+                                                           intsim.hw.model_spec) on seeded
+                                                           synthetic inputs
+Both trace every training step (optionally with the per-event log) into out_dir/trace.h5 and
+write out_dir/config.json.
+"""
 from __future__ import annotations
 
 import json
@@ -16,10 +25,13 @@ from intsim.core.rng import SRStream
 from intsim.core.trace import Trace
 from intsim.datasets import load_dataset, minmax_preprocess
 from intsim.formats.atomic import atomic_path, atomic_write_text
+from intsim.hw.model_spec import parse_model
 from intsim.models.networks import FCNet, IncrementalNet
 from intsim.nn.module import child_seed
 from intsim.nn.optim import SGD
-from intsim.nn.training import TrainHooks, epoch_batches, loss_step, run_epoch
+from intsim.nn.training import TrainHooks, epoch_batches, loss_step, run_epoch, sgd_step
+
+FLUSH_EVERY = 50          # steps between trace appends of trace_model_run
 
 
 class _TraceSteps(TrainHooks):
@@ -35,7 +47,8 @@ class _TraceSteps(TrainHooks):
 def trace_training_run(numerics: NumericsSource, out_dir: str, epochs: int = 5,
                        seed: int = 0, *, hidden: Optional[int] = None, batch: int = 128,
                        lr: float = 0.01, momentum: float = 0.9,
-                       max_steps: Optional[int] = None, data=None) -> dict:
+                       max_steps: Optional[int] = None, data=None,
+                       events: Optional[int] = None) -> dict:
     """Train FCNet(IN, hidden, hidden) + a 7-way head on the smartwatch data (IN = 54
     features; hidden defaults to IN, the paper's in→in→in HAR network) with every training
     step traced; write out_dir/trace.h5 and out_dir/config.json.
@@ -70,7 +83,7 @@ def trace_training_run(numerics: NumericsSource, out_dir: str, epochs: int = 5,
                          numerics=nm, seed=child_seed(seed, 1))
     net.set_rng(SRStream(sr_seed))
     opt = SGD(net, lr=lr, momentum=momentum)
-    trace = Trace()
+    trace = Trace(events=events)
     net.set_trace(trace)
     shuffle = np.random.default_rng(child_seed(seed, 2))
     os.makedirs(out_dir, exist_ok=True)
@@ -105,5 +118,51 @@ def trace_training_run(numerics: NumericsSource, out_dir: str, epochs: int = 5,
                momentum=momentum, seed=seed, sr_seed=sr_seed, max_steps=max_steps,
                final_loss=losses[-1] if losses else None, test_accuracy=acc,
                intsim_version=__version__)
+    atomic_write_text(os.path.join(out_dir, "config.json"), json.dumps(cfg, indent=1) + "\n")
+    return cfg
+
+
+def trace_model_run(numerics: NumericsSource, model: str, out_dir: str, steps: int = 50,
+                    seed: int = 0, *, batch: Optional[int] = None, lr: float = 0.01,
+                    momentum: float = 0.9, events: Optional[int] = None) -> dict:
+    """Train the model of a model spec for `steps` SGD steps on the golden writer's seeded
+    synthetic inputs (ModelSpec.synthetic_batch: x uniform [-1, 1), labels or the projection
+    loss), every step traced; write out_dir/trace.h5 and out_dir/config.json. Returns the
+    config dict."""
+    dp = resolve_numerics(numerics)
+    nm = dp.numerics
+    spec = parse_model(model)
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+        raise ValueError(f"steps: expected a positive integer, got {steps!r}")
+    if spec.fixed_batch is not None and batch is not None and batch != spec.fixed_batch:
+        raise ValueError(f"batch: the model spec {spec} fixes the batch to {spec.fixed_batch}")
+    batch = spec.fixed_batch or batch or 32
+    sr_seed = dp.seed if dp.seed is not None else seed
+    net = spec.build(nm, seed)
+    net.set_rng(SRStream(sr_seed))
+    trace = Trace(events=events)
+    net.set_trace(trace)
+    opt = SGD(net, lr=lr, momentum=momentum)
+    data = np.random.default_rng(seed)
+    step_fn = partial(loss_step, net, loss_fn=spec.loss_fn())
+    os.makedirs(out_dir, exist_ok=True)
+    toml_text = dumps(nm, seed=dp.seed)
+    losses = []
+    with atomic_path(os.path.join(out_dir, "trace.h5")) as tmp:
+        with h5py.File(tmp, "w") as f:
+            f.attrs.update(datapath=toml_text, numerics=nm.name, intsim_version=__version__,
+                           model=str(spec))
+        for step in range(steps):
+            trace.step = step
+            x, target = spec.synthetic_batch(data, batch)
+            losses.append(sgd_step(opt, step_fn, x, target))
+            if (step + 1) % FLUSH_EVERY == 0 or step + 1 == steps:
+                trace.to_hdf5(tmp, "trace")
+                trace.clear()
+    net.set_trace(None)
+    cfg = dict(datapath=toml_text, numerics=nm.name, model=str(spec),
+               data="synthetic: x ~ default_rng(seed).uniform(-1, 1), labels or projection r",
+               steps=steps, batch=batch, lr=lr, momentum=momentum, seed=seed, sr_seed=sr_seed,
+               events=events or 0, final_loss=losses[-1], intsim_version=__version__)
     atomic_write_text(os.path.join(out_dir, "config.json"), json.dumps(cfg, indent=1) + "\n")
     return cfg

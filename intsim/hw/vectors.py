@@ -301,7 +301,7 @@ def matmul_tensors(case: str, kind: MatmulKind, a: np.ndarray, b: np.ndarray,
             ("acc", acc_value, ts_rng, "matmul result (the final tile-sum register)")):
         out.append(_stamp(int_tensor(f"{group}/{name}", val, *rng_, what, **common), case,
                           kind, name))
-    desc = matmul_descriptor(group, -1, case, kind, acc, K, left.shape, right.shape, lname,
+    desc = matmul_descriptor(group, -1, case, kind, acc, K, left.shape, b.shape, lname,
                              rname, {}, rule_block_size(K, rule) if kind != MatmulKind.FWD
                              else 1, rule)
     return out, desc

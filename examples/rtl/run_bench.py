@@ -62,7 +62,9 @@ def run_matmul(desc: dict, files: dict, hex_dir: str, bug: str | None, build: st
     G, M, K, N = (int(desc[x]) for x in "GMKN")
     params = dict(A_BITS=port_bits(left), B_BITS=port_bits(right), ACC_BITS=desc["acc_bits"],
                   TILE=desc["tile_configured"] or UNTILED, MODE=MODES[desc["mode"]],
-                  SYMMETRIC=int(bool(desc["acc_symmetric"])), TS_BITS=desc["tile_sum_bits"])
+                  SYMMETRIC=int(bool(desc["acc_symmetric"])), TS_BITS=desc["tile_sum_bits"],
+                  MAXMEM=1 << max(G * M * K, G * K * N, 1).bit_length())   # small memories
+    # start fast: the bench's operand memories are sized per matmul (a power of two)
     exe = compile_bench(params, bug, build)
     out = os.path.join(build, "out.txt")
     args = dict(left=os.path.join(hex_dir, left["file"]), right=os.path.join(hex_dir, right["file"]),

@@ -204,6 +204,28 @@ def read_coverage(path: str) -> dict:
     return out
 
 
+@dataclass
+class MatmulVectors:
+    """One integer matmul of a golden file: its descriptor, left (G, M, K) and right
+    (G, K, N) int64 operands, and the expected results {partial, register, tile_sum,
+    result} (tile tensors (n_tiles, G, M, N), result (G, M, N))."""
+    desc: dict
+    left: np.ndarray
+    right: np.ndarray
+    expected: dict
+
+
+def iter_matmuls(path: str):
+    """Every integer matmul of a golden or vectors file, in execution order (MatmulVectors):
+    what a test bench (e.g. a cocotb one) needs to drive and check an accumulator."""
+    with open_hdf5(path, "golden") as f:
+        for desc in read_matmuls(f):
+            left, right = matmul_operands(f, desc)
+            exp = {k: np.asarray(f[desc[k]][()], np.int64)
+                   for k in ("partial", "register", "tile_sum", "result")}
+            yield MatmulVectors(desc, left, np.ascontiguousarray(right), exp)
+
+
 def matmul_operands(f: h5py.File, desc: dict) -> tuple[np.ndarray, np.ndarray]:
     """(left (G, M, K), right (G, K, N)) int64 of a matmul descriptor, whatever the stored
     right layout (N,K), (K,N) or (G,K,N)."""

@@ -65,6 +65,11 @@ def _add_cil_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--overwrite", action="store_true",
                    help="start over even if DIR already holds a run")
     p.add_argument("--quiet", action="store_true", help="no progress bars or summary")
+    p.add_argument("--events", dest="trace_events", type=int, metavar="N",
+                   help="also log up to N overflow events of the traced steps (where each "
+                        "saturation/wrap happened: step, layer, kind, output, tile, k, values) "
+                        "in trace.h5 (trace/matmul_events, trace/quantize_events; default 0 = "
+                        "off); `intsim overflow-report` summarises them")
     p.add_argument("--trace-every", type=int, metavar="N",
                    help="trace every N-th optimizer step (default 20; 0 = off)")
     p.add_argument("--protocol", choices=tuple(PROTOCOLS),
@@ -102,8 +107,8 @@ def register(subparsers) -> None:
 
 
 CLI_SETTINGS = ("dataset", "data_dir", "method", "numerics", "seed", "epochs", "lr", "batch_size",
-                "memory", "init_cls", "increment", "out", "trace_every", "protocol",
-                "eval_batch_size", "eval_scale")
+                "memory", "init_cls", "increment", "out", "trace_every", "trace_events",
+                "protocol", "eval_batch_size", "eval_scale")
 
 
 def _fmt(v, spec=".2f") -> str:

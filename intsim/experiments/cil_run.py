@@ -250,7 +250,11 @@ class CILRun:
         progress = progress or RunProgress()
         self._prepare_output(progress)
         sc = self.scenario
-        trace = Trace() if self.cfg["trace_every"] else None
+        trace = Trace(events=self.cfg["trace_events"] or None) if self.cfg["trace_every"] \
+            else None
+        if trace is not None and trace.event_limit:   # the limit holds across a resume
+            rows = trace_rows(self.trace_path)
+            trace.events_logged = rows.get("matmul_events", 0) + rows.get("quantize_events", 0)
         cb = _RunCallbacks(trace, self.cfg["trace_every"], self.trace_path, progress)
         progress.run_start(sc.n_tasks, self.start_task)
         try:

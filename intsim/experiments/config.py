@@ -212,6 +212,7 @@ class RunConfig:
     scale: str = setting("minmax", Rule("str", choices=SCALINGS))
     augment: bool = setting(False, Rule("bool"))
     trace_every: int = setting(20, _NONNEG)
+    trace_events: int = setting(0, _NONNEG)      # per-event overflow log limit (0 = off)
     # the pipeline choices of a protocol (PROTOCOLS; None: the protocol's value)
     protocol: str = setting("intsim", Rule("str", choices=tuple(PROTOCOLS)))
     init: Optional[str] = setting(None, Rule("str", choices=("kaiming_normal", "torch_default")))

@@ -19,6 +19,7 @@ from intsim.hw.explain import explain
 from intsim.formats.hexfile import ORDERS, HexOptions, write_hex
 from intsim.hw.coverage import load_coverage
 from intsim.hw.golden import DEFAULT_BATCH, DEFAULT_MODEL, write_golden
+from intsim.hw.model_spec import parse_model
 from intsim.hw.overflow import format_table, report
 from intsim.hw.overflow_events import format_events
 from intsim.hw.overflow_train import trace_model_run, trace_training_run
@@ -172,13 +173,18 @@ def cmd_compare(args) -> int:
 def cmd_overflow(args) -> int:
     sources = list(args.inputs or [])
     names = list(args.names) if args.names else None
+    if args.model and not args.train:
+        return error("overflow-report", "--model needs --train NUMERICS (it trains that model)")
+    if args.model:
+        try:
+            parse_model(args.model)
+        except ValueError as e:
+            return error("overflow-report", e)
     if not sources and not args.train:
         return error("overflow-report", "give INPUT trace files/run folders or --train")
     if names and len(names) != len(sources) + len(args.train or []):
         return error("overflow-report", "--names needs one name per input (and per --train)")
     out = args.out or "overflow-report"
-    if args.model and not args.train:
-        return error("overflow-report", "--model needs --train NUMERICS (it trains that model)")
     try:
         for spec in args.train or []:
             dp = resolve_numerics(spec)

@@ -67,7 +67,7 @@ def _locate_2d(acc, a2: np.ndarray, b: np.ndarray, counts: np.ndarray, limit: in
                else _acc.TS_WRAP if acc.mode == AccMode.WRAP else _acc.TS_SATURATE)
     ts_lo, ts_hi = acc.tile_sum_range or (0, 0)
     K = a2.shape[1]
-    n = locate_events(np.ascontiguousarray(a2, np.int64), np.ascontiguousarray(b, np.int64),
+    n = locate_events(np.ascontiguousarray(a2, np.int64), np.ascontiguousarray(b.T, np.int64),
                       rows.astype(np.int64), cols.astype(np.int64), acc.tile_for(K),
                       acc.mode.code, lo, hi, acc.bits, ts_mode, ts_lo, ts_hi,
                       acc.tile_sum_bits or 64, out)
@@ -94,7 +94,8 @@ def matmul_events(acc, a: np.ndarray, b: np.ndarray, events: np.ndarray,
     else:
         parts.append(_locate_2d(acc, a.reshape(-1, K), b, counts, limit))
     ev = np.concatenate(parts) if parts else np.empty((0, 7), np.int64)
-    names = np.array([event_name(int(k), acc.mode) for k in ev[:, 0]], dtype=object)
+    names = np.array([event_name(k, acc.mode) for k in (MAC, TILE_CLAMP, TILE_SUM)],
+                     dtype=object)[ev[:, 0]]                     # shared str objects: fast
     return dict(event=names, group=ev[:, 1] // M, m=ev[:, 1] % M, n=ev[:, 2], tile=ev[:, 3],
                 k=ev[:, 4], value=ev[:, 5], register=ev[:, 6])
 

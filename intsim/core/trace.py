@@ -76,8 +76,7 @@ class Trace:
     def _log(self, table: str, label: str, cols: dict) -> None:
         n = len(next(iter(cols.values())))
         if n:
-            self.event_chunks[table].append(dict(step=np.full(n, self.step, np.int64),
-                                                 label=[label] * n, **cols))
+            self.event_chunks[table].append(dict(cols, _step=self.step, _label=label, _rows=n))
             self.events_logged += n
 
     # -- recorders (called by int_matmul and quantize) ---------------------------------
@@ -152,8 +151,7 @@ class Trace:
         chunks = self.event_chunks[table]
         if not chunks:
             return pd.DataFrame(columns=list(cols))
-        return pd.DataFrame({c: np.concatenate([np.asarray(ch[c], dtype=object if c in (
-            "label", "event") else None) for ch in chunks]) for c in cols})
+        return pd.DataFrame({c: _event_column(chunks, c) for c in cols})
 
     def summary(self):
         """Per (label, op): totals of counts, worst maxima, summed histograms' event rate."""
@@ -194,11 +192,19 @@ class Trace:
                     continue
                 g = f.require_group(f"{group}/{table}")
                 for c in TABLES[table]:
-                    vals = np.concatenate([np.asarray(ch[c], dtype=object if c in (
-                        "label", "event") else None) for ch in chunks])
+                    vals = _event_column(chunks, c)
                     if vals.dtype == object:
-                        vals = np.array([str(x) for x in vals], dtype=h5py.string_dtype())
+                        vals = vals.astype(h5py.string_dtype())
                     _append(g, c, vals)
+
+
+def _event_column(chunks: list, c: str) -> np.ndarray:
+    """One column of logged event chunks (step and label are stored once per chunk)."""
+    if c == "step":
+        return np.concatenate([np.full(ch["_rows"], ch["_step"], np.int64) for ch in chunks])
+    if c == "label":
+        return np.concatenate([np.full(ch["_rows"], ch["_label"], dtype=object) for ch in chunks])
+    return np.concatenate([np.asarray(ch[c]) for ch in chunks])
 
 
 def _append(g, name: str, arr: np.ndarray) -> None:

@@ -33,9 +33,10 @@ def _wrap(s, bits):
 
 
 @numba.njit(cache=True)
-def locate_events(a, b, rows, cols, tile, mode, lo, hi, bits, ts_mode, ts_lo, ts_hi, ts_bits,
+def locate_events(a, bt, rows, cols, tile, mode, lo, hi, bits, ts_mode, ts_lo, ts_hi, ts_bits,
                   out):
-    """Events of outputs (rows[i], cols[i]) of a (M, K) · b (K, N) into out (limit, 7)."""
+    """Events of outputs (rows[i], cols[i]) of a (M, K) · b (K, N) into out (limit, 7); the
+    right operand is given transposed, bt = bᵀ (N, K), so both operands run contiguously."""
     limit = out.shape[0]
     K = a.shape[1]
     w = 0
@@ -47,7 +48,7 @@ def locate_events(a, b, rows, cols, tile, mode, lo, hi, bits, ts_mode, ts_lo, ts
             k1 = min(K, k0 + tile)
             reg = np.int64(0)
             for k in range(k0, k1):
-                s = reg + np.int64(a[m, k]) * np.int64(b[k, n])
+                s = reg + np.int64(a[m, k]) * np.int64(bt[n, k])
                 if mode == SATURATE:
                     c = min(max(s, lo), hi)
                 elif mode == WRAP:

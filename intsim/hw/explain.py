@@ -135,9 +135,22 @@ def score_variants(left, right, model: Model, actual: np.ndarray) -> list:
 
 def _first_divergence(ref: list, alt: list) -> Optional[tuple]:
     for r, x in zip(ref, alt):
-        if r[6] != x[6] or r[0] != x[0]:
+        if r[6] != x[6] or r[0] != x[0] or r[1] != x[1]:
             return r, x
     return None
+
+
+def _where(div) -> str:
+    if div is None:
+        return ""
+    r, x = div
+    if r[0] != x[0]:
+        return f" — visits k = {x[0]} where the golden order has k = {r[0]}"
+    if r[1] != x[1]:
+        return (f" — at k = {r[0]} the golden accumulator is in tile {r[1]}, this one in "
+                f"tile {x[1]}")
+    return (f" — leaves the golden register at k = {r[0]} (tile {r[1]}): {x[6]} instead of "
+            f"{r[6]}")
 
 
 def _element(shape, flat) -> tuple:
@@ -219,9 +232,7 @@ def explain_matmul(g, d, desc: dict, tensor: str, flat: int) -> list:
         if found:
             lines.append(f"  {title}:")
         for text, div in found:
-            where = ("" if div is None else f" — leaves the golden register at k = {div[0][0]} "
-                     f"(tile {div[0][1]}): {div[1][6]} instead of {div[0][6]}")
-            lines.append(f"    {text}{where}")
+            lines.append(f"    {text}{_where(div)}")
     if "result" in observed:
         actual = np.asarray(d[desc["result"]][()]).reshape(res_shape)
         scores = score_variants(left, right, model, actual)

@@ -134,3 +134,24 @@ def test_event_limit_argument():
     for bad in (-1, 2.5, True, "10"):
         with pytest.raises(ValueError, match="events"):
             Trace(events=bad)
+
+
+def test_cil_events_flag(tmp_path):
+    """`intsim cil --events N`: at most N events in trace.h5, each also counted by its record."""
+    from intsim.cli import main
+    from intsim.core.trace import read_hdf5
+    out = tmp_path / "run"
+    assert main(["cil", "--dataset", "synthetic", "--method", "finetune", "--numerics", "hdqt",
+                 "--epochs", "1", "--trace-every", "1", "--events", "40", "--out", str(out),
+                 "--quiet"]) == 0
+    ev = read_events(str(out / "trace.h5"))
+    qe = read_events(str(out / "trace.h5"), table="quantize_events")
+    mm = read_hdf5(str(out / "trace.h5"))
+    qq = read_hdf5(str(out / "trace.h5"), op="quantize")
+    counted = int(mm["events"].sum() + mm["tile_sum_events"].sum()) + int(
+        np.rint(qq["clipped_fraction"] * qq["elements"]).sum())
+    assert len(ev) + len(qe) == min(40, counted) and counted > 40
+    for table in (ev, qe):                   # every logged event belongs to a record's call
+        for label, step in set(zip(table["label"], table["step"])):
+            rows = (mm if table is ev else qq)
+            assert ((rows["label"] == label) & (rows["step"] == step)).any()

@@ -221,9 +221,18 @@ def cmd_overflow(args) -> int:
     return 0
 
 
+RAW = argparse.RawDescriptionHelpFormatter
+
+
 def register(subparsers) -> None:
     """Add `golden`, `compare` and `overflow-report` to an argparse subparsers object."""
-    raw = argparse.RawDescriptionHelpFormatter
+    _register_golden(subparsers)
+    _register_compare(subparsers)
+    _register_overflow(subparsers)
+
+
+def _register_golden(subparsers) -> None:
+    raw = RAW
     p = subparsers.add_parser("golden", help="write golden vectors of seeded training steps",
                               description=GOLDEN_DESCRIPTION, formatter_class=raw)
     p.add_argument("--numerics", "--datapath", dest="numerics", metavar="PRESET|FILE.toml",
@@ -250,6 +259,9 @@ def register(subparsers) -> None:
     add_hex_options(p)
     p.set_defaults(func=cmd_golden)
 
+
+def _register_compare(subparsers) -> None:
+    raw = RAW
     c = subparsers.add_parser("compare", help="compare a hardware dump with golden vectors",
                               description=COMPARE_DESCRIPTION, formatter_class=raw)
     c.add_argument("golden", metavar="GOLDEN.h5", help="file written by `intsim golden`")
@@ -275,6 +287,9 @@ def register(subparsers) -> None:
     c.add_argument("--json", metavar="PATH", help="also write the result as JSON")
     c.set_defaults(func=cmd_compare)
 
+
+def _register_overflow(subparsers) -> None:
+    raw = RAW
     o = subparsers.add_parser("overflow-report",
                               help="accumulator overflow statistics of traced runs",
                               description=OVERFLOW_DESCRIPTION, formatter_class=raw)

@@ -236,8 +236,9 @@ def _verdicts(cov: Coverage, matmuls: dict) -> None:
         modes = {r["mode"] for r in rows} - {"exact"}
         for mode in sorted(modes):
             if not any(r["events"] for r in rows if r["mode"] == mode):
+                other = "saturates" if mode == "wrap" else "wraps"
                 cov.thin.append(f"{kind}: no {mode} register is ever {EVENT_WORD[mode]}: "
-                                f"an RTL that ignores the limit (or {'saturates' if mode == 'wrap' else 'wraps'}) passes")
+                                f"an RTL that ignores the limit (or {other}) passes")
         if any(d["tile_sum_bits"] for d in kd) and not any(r["tile_sum_events"] for r in rows):
             cov.notes.append(f"{kind}: the tile-sum register never overflows")
     for op in dict.fromkeys(q["operand"] for q in cov.quantizers if q["sr_bits"]):

@@ -160,7 +160,6 @@ def _element(shape, flat) -> tuple:
 def explain_matmul(g, d, desc: dict, tensor: str, flat: int) -> list:
     """Lines explaining the mismatch at flat index `flat` of result tensor `tensor`."""
     left, right = matmul_operands(g, desc)
-    res_shape = (desc["G"], desc["M"], desc["N"])
     idx = _element(g[tensor].shape, flat)
     tile_level = tensor != desc["result"]
     gg, mm, nn = idx[1:] if tile_level else idx
@@ -178,19 +177,8 @@ def explain_matmul(g, d, desc: dict, tensor: str, flat: int) -> list:
                                                           else ""),
              f"  left  {desc['left']}[{gg}, {mm}, :]   right {desc['right']} "
              f"(layout {desc['right_layout']}) column n={nn}"]
-    observed = {}
-    for key, col in (("partial", 1), ("register", 2), ("tile_sum", 3)):
-        p = desc[key]
-        if p in d and d[p].size == g[p].size:
-            vals = np.asarray(d[p][()]).reshape(g[p].shape)[:, gg, mm, nn]
-            observed[key] = [int(v) for v in vals]
-    if desc["result"] in d and d[desc["result"]].size == g[desc["result"]].size:
-        observed["result"] = int(np.asarray(d[desc["result"]][()]).reshape(res_shape)[gg, mm, nn])
-    first_tile = None
-    for key, col in (("partial", 1), ("register", 2), ("tile_sum", 3)):
-        for t, v in enumerate(observed.get(key, [])):
-            if v != tiles[t][col] and (first_tile is None or t < first_tile[0]):
-                first_tile = (t, key, tiles[t][col], v)
+    observed = _observed(g, d, desc, gg, mm, nn)
+    first_tile = _first_tile(observed, tiles)
     if first_tile is not None:
         t, key, e, v = first_tile
         lines.append(f"  the dump first differs at tile {t}: {key} expected {e}, actual {v}")
@@ -205,21 +193,7 @@ def explain_matmul(g, d, desc: dict, tensor: str, flat: int) -> list:
             hits.append((text, _first_divergence(macs, am)))
         elif result_agrees:
             partial_hits.append((text, _first_divergence(macs, am)))
-    show = _rows_to_show(macs, model, first_tile, hits)
-    lines.append("      k  tile      a      b    a·b   exact sum   register (golden)")
-    limited, prev = set(), {}
-    for i, (k, t, av, bv, p, ex, reg) in enumerate(macs):
-        if reg != prev.get(t, 0) + p:
-            limited.add(i)
-        prev[t] = reg
-    last = None
-    for i in show:
-        if last is not None and i != last + 1:
-            lines.append("    …")
-        k, t, av, bv, p, ex, reg = macs[i]
-        mark = f"  ← {model.mode}" if i in limited else ""
-        lines.append(f"  {k:5d} {t:5d} {av:6d} {bv:6d} {p:6d} {ex:11d} {reg:10d}{mark}")
-        last = i
+    lines += _mac_table(macs, model, _rows_to_show(macs, model, first_tile, hits))
     for t, ex, reg, ts in tiles:
         obs = "".join(f", dump {k} {observed[k][t]}" for k in ("register", "tile_sum")
                       if k in observed and observed[k][t] != (reg if k == "register" else ts))
@@ -234,7 +208,7 @@ def explain_matmul(g, d, desc: dict, tensor: str, flat: int) -> list:
         for text, div in found:
             lines.append(f"    {text}{_where(div)}")
     if "result" in observed:
-        actual = np.asarray(d[desc["result"]][()]).reshape(res_shape)
+        actual = np.asarray(d[desc["result"]][()]).reshape(g[desc["result"]].shape)
         scores = score_variants(left, right, model, actual)
         total = actual.size
         lines.append(f"  over all {total} outputs of the matmul, the dump's results are "
@@ -244,6 +218,49 @@ def explain_matmul(g, d, desc: dict, tensor: str, flat: int) -> list:
     if not hits and not partial_hits:
         lines.append("  no tried accumulator variant reproduces the dump (an operand, a "
                      "mapping of outputs, or another bug)")
+    return lines
+
+
+def _observed(g, d, desc: dict, gg: int, mm: int, nn: int) -> dict:
+    """The dump's values of output (gg, mm, nn): per-tile lists and the result, where the dump
+    holds them with the golden element count."""
+    observed = {}
+    for key in ("partial", "register", "tile_sum"):
+        p = desc[key]
+        if p in d and d[p].size == g[p].size:
+            vals = np.asarray(d[p][()]).reshape(g[p].shape)[:, gg, mm, nn]
+            observed[key] = [int(v) for v in vals]
+    r = desc["result"]
+    if r in d and d[r].size == g[r].size:
+        observed["result"] = int(np.asarray(d[r][()]).reshape(g[r].shape)[gg, mm, nn])
+    return observed
+
+
+def _first_tile(observed: dict, tiles: list) -> Optional[tuple]:
+    """(tile, which, expected, actual) of the first tile where the dump differs."""
+    first = None
+    for key, col in (("partial", 1), ("register", 2), ("tile_sum", 3)):
+        for t, v in enumerate(observed.get(key, [])):
+            if v != tiles[t][col] and (first is None or t < first[0]):
+                first = (t, key, tiles[t][col], v)
+    return first
+
+
+def _mac_table(macs: list, model: Model, show: list) -> list:
+    lines = ["      k  tile      a      b    a·b   exact sum   register (golden)"]
+    limited, prev = set(), {}
+    for i, (k, t, av, bv, p, ex, reg) in enumerate(macs):
+        if reg != prev.get(t, 0) + p:
+            limited.add(i)
+        prev[t] = reg
+    last = None
+    for i in show:
+        if last is not None and i != last + 1:
+            lines.append("    …")
+        k, t, av, bv, p, ex, reg = macs[i]
+        mark = f"  ← {model.mode}" if i in limited else ""
+        lines.append(f"  {k:5d} {t:5d} {av:6d} {bv:6d} {p:6d} {ex:11d} {reg:10d}{mark}")
+        last = i
     return lines
 
 

@@ -85,6 +85,24 @@ def _check_args(batch, steps, seed, events, spec: ModelSpec):
         raise ValueError(f"events: expected a non-negative integer, got {events!r}")
 
 
+def _root(dp, spec: ModelSpec, seed, sr_seed, batch, steps, lr, momentum, select, events,
+          losses) -> dict:
+    """The root attributes of a training golden file."""
+    return dict(format=FORMAT, format_version=FORMAT_VERSION, intsim_version=__version__,
+                source="training", datapath=dumps(dp.numerics, seed=dp.seed),
+                datapath_source=dp.text or "", numerics=dp.numerics.name, model=str(spec),
+                model_kind=spec.kind, seed=seed, sr_seed=sr_seed, batch=batch, steps=steps,
+                lr=lr, momentum=momentum, weight_decay=0.0,
+                loss=("cross_entropy (batch mean)" if spec.has_head else
+                      "projection (1/B)·Σ r⊙y"),
+                inputs="x ~ default_rng(seed).uniform(-1, 1, input shape) as float32, then "
+                       + ("labels ~ .integers(0, CLASSES, batch)" if spec.has_head else
+                          "r ~ .uniform(-1, 1, output shape)") + ", per step",
+                init=f"{spec.describe()}; SRStream(sr_seed) for every layer",
+                select=",".join(select) or "*", events_limit=events or 0,
+                losses=np.array(losses, np.float64))
+
+
 def run_golden(datapath: NumericsSource, model: str = DEFAULT_MODEL,
                batch: Optional[int] = DEFAULT_BATCH, steps: int = 2,
                seed: Optional[int] = None, lr: float = LR, momentum: float = MOMENTUM, *,
@@ -155,20 +173,8 @@ def run_golden(datapath: NumericsSource, model: str = DEFAULT_MODEL,
     index = {t.path: t.attrs["op_index"] for t in tensors}
     for d in matmuls.values():
         d["op_index"] = index[d["result"]]
-    root = dict(format=FORMAT, format_version=FORMAT_VERSION, intsim_version=__version__,
-                source="training", datapath=dumps(nm, seed=dp.seed),
-                datapath_source=dp.text or "", numerics=nm.name, model=str(spec),
-                model_kind=spec.kind, seed=seed, sr_seed=sr_seed, batch=batch, steps=steps,
-                lr=lr, momentum=momentum, weight_decay=0.0,
-                loss=("cross_entropy (batch mean)" if spec.has_head else
-                      "projection (1/B)·Σ r⊙y"),
-                inputs="x ~ default_rng(seed).uniform(-1, 1, input shape) as float32, then "
-                       + ("labels ~ .integers(0, CLASSES, batch)" if spec.has_head else
-                          "r ~ .uniform(-1, 1, output shape)") + ", per step",
-                init=f"{spec.describe()}; SRStream(sr_seed) for every layer",
-                select=",".join(select) or "*", events_limit=events or 0,
-                losses=np.array(losses, np.float64), n_tensors=len(tensors),
-                n_matmuls=len(matmuls), _matmuls=matmuls, _trace=trace)
+    root = _root(dp, spec, seed, sr_seed, batch, steps, lr, momentum, select, events, losses)
+    root.update(n_tensors=len(tensors), n_matmuls=len(matmuls), _matmuls=matmuls, _trace=trace)
     return tensors, root
 
 

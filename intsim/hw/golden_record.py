@@ -30,6 +30,7 @@ from intsim.kernels.hashing import element_bits_reference
 #: the layout of each product's operands as stored (G groups, reduction length K)
 LAYOUTS = {MatmulKind.FWD: ("G,M,K", "N,K"), MatmulKind.GRAD_IN: ("G,M,K", "K,N"),
            MatmulKind.GRAD_W: ("G,M,K", "G,K,N")}
+RIGHT_AXIS = {"N,K": "1 of right (N,K)", "K,N": "0 of right (K,N)", "G,K,N": "1 of right (G,K,N)"}
 RESCALE = {MatmulKind.FWD: "y = fl32(fl32(acc)·fl32(s_a·s_w))",
            MatmulKind.GRAD_IN: "dx = fl32(fl32(acc)·c), c = fl32(fl32(fl32(s_g·s_w)·s_w_fwd)/p)",
            MatmulKind.GRAD_W: "dW = Σ_g fl32(fl32(acc[g])·c[g]), c = fl32(fl32(fl32(s_g·s_a)·"
@@ -355,7 +356,7 @@ def matmul_descriptor(group: str, step: int, layer: str, kind: MatmulKind, acc: 
     prod = PRODUCTS[kind]
     llay, rlay = LAYOUTS[kind]
     G, M = (lshape[0], lshape[1]) if len(lshape) == 3 else (1, lshape[0])
-    N = rshape[-1] if kind != MatmulKind.FWD else rshape[-1]
+    N = rshape[-1]
     tile = acc.tile_for(K)
     p = lambda t: f"{group}/{t}" if t in st else ""           # noqa: E731
     lo, hi = acc.register_values() or (0, 0)
@@ -368,8 +369,7 @@ def matmul_descriptor(group: str, step: int, layer: str, kind: MatmulKind, acc: 
             "codes") else f"{prod.right.reuses} (Hadamard-transformed, not requantized)",
         left_layout=llay, right_layout=rlay, out_layout="G,M,N",
         tiles_layout="T,G,M,N", G=G, M=M, K=K, N=int(N),
-        reduction=f"K = {prod.reduces}: the last axis of left; axis "
-                  f"{'1 of right (N,K)' if rlay == 'N,K' else '0 of right (K,N)' if rlay == 'K,N' else '1 of right (G,K,N)'}",
+        reduction=f"K = {prod.reduces}: the last axis of left; axis {RIGHT_AXIS[rlay]}",
         accumulator=prod.accumulator, mode=str(acc.mode), acc_bits=acc.bits,
         acc_symmetric=acc.symmetric, tile_configured=acc.tile or 0, tile=tile,
         n_tiles=len(tile_starts(K, tile)), tile_sum_bits=acc.tile_sum_bits or 0,

@@ -143,3 +143,17 @@ def test_iter_matmuls(small):
     assert len(mats) == 9
     for mv in mats:                       # the exact tile partials add up to left · right
         assert np.array_equal(mv.left @ mv.right, mv.expected["partial"].sum(0))
+
+
+def test_per_batch_activation_scale_conv():
+    """act_scale per_batch: a_codes / a_v keep the input's shape, a_cols (the unfolded codes)
+    is the matmul's left operand, and every self-check passes (stochastic a_fwd too)."""
+    from intsim import preset
+    nm = preset("hdqt").replace(act_scale="per_batch")
+    for numerics in (nm, nm.replace(a_fwd=nm.g_in)):
+        tensors, root = run_golden(numerics, "conv:2,3,6,6,5,3,1,1", steps=1)
+        d = root["_matmuls"]["step_000/conv/fwd"]
+        by = {t.path: t.value for t in tensors}
+        assert d["left"].endswith("a_cols") and d["left_codes"].endswith("a_codes")
+        assert by[d["left_codes"]].shape == (2, 3, 6, 6) and by[d["left"]].shape == (2, 36, 27)
+        assert by[d["left_v"]].shape == (2, 3, 6, 6)

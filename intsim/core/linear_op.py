@@ -194,7 +194,9 @@ def batch_operand(x: np.ndarray, numerics: Numerics, rng: Optional[SRStream],
     op = make_operand(x, numerics.a_fwd, _stream(rng, layer, role.field), trace,
                       operand_label(layer, FWD.kind, role.letter), False)
     clip = None if op.clip is None else np.full(groups, op.clip, np.float32)
-    return Operand(unfold(op.values), np.full(groups, op.scales, np.float32), clip)
+    cols = unfold(op.values)
+    _record(operand_label(layer, FWD.kind, role.letter) + "/cols", cols)   # the matmul's a
+    return Operand(cols, np.full(groups, op.scales, np.float32), clip)
 
 
 def linear_forward(x: np.ndarray, W: np.ndarray, numerics: Optional[Numerics] = None,

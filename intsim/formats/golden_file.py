@@ -74,8 +74,12 @@ carries attributes that say how to compute it (`read_matmuls`):
                          register_range, tile_sum_range ([lo, hi] the registers hold)
     hadamard_rule, hadamard_block (p of the backward transform; 1 = none)
     left_operand, right_operand  the Numerics fields they come from
-    left_scale, right_scale, left_sr_bits, right_sr_bits, left_v, right_v, left_m, right_m
-                         paths ("" when absent)
+    left_scale, right_scale, left_sr_bits, right_sr_bits, left_v, right_v, left_m, right_m,
+    left_codes, right_codes
+                         paths ("" when absent) of the operands' quantizer tensors; the codes
+                         are `left`/`right` except for a forward activation quantized once per
+                         batch (act_scale per_batch): a_codes, a_v keep the input's shape and
+                         `left` is a_cols, those codes unfolded (im2col) to (G, L, K)
     partial, register, tile_sum, result   paths of acc_partial, acc_register, acc_tile_sum, acc
     rescale              the float32 rescale of the result
 K means the reduction length of a matmul everywhere (NUMERICS.md §4).

@@ -198,12 +198,12 @@ def compute_coverage(tensors: list, matmuls: dict, trace=None, quantizers=()) ->
             headroom_bits=(limit_bits - bit_width(int(rec.get("max_abs_prefix", 0)))
                            if limit_bits else 0)))
         for side in ("left", "right"):
-            v = d.get(f"{side}_v")
-            if not v or v not in by_path or d[side] not in by_path:
+            v, cpath = d.get(f"{side}_v"), d.get(f"{side}_codes")
+            if not v or v not in by_path or cpath not in by_path:
                 continue
-            codes = by_path[d[side]]
+            codes = by_path[cpath]
             R = by_path.get(d.get(f"{side}_sr_bits") or "")
-            cov.quantizers.append(quantizer_row(d[side], d["kind"], codes.attrs,
+            cov.quantizers.append(quantizer_row(cpath, d["kind"], codes.attrs,
                                                 codes.value, by_path[v].value,
                                                 None if R is None else R.value))
     for q in quantizers:

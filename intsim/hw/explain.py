@@ -305,7 +305,7 @@ def _explain_one(g, d, descs, path, flat, actual) -> Optional[list]:
         if path in (desc["partial"], desc["register"], desc["tile_sum"], desc["result"]):
             return explain_matmul(g, d, desc, path, flat)
         for side in ("left", "right"):
-            if path == desc[side] and desc.get(f"{side}_v"):
+            if path == desc.get(f"{side}_codes") and desc.get(f"{side}_v"):
                 return explain_codes(g, desc, side, path, flat, actual)
     return None
 

@@ -104,7 +104,7 @@ def _root(dp, spec: ModelSpec, seed, sr_seed, batch, steps, lr, momentum, select
 
 
 def run_golden(datapath: NumericsSource, model: str = DEFAULT_MODEL,
-               batch: Optional[int] = DEFAULT_BATCH, steps: int = 2,
+               batch: Optional[int] = None, steps: int = 2,
                seed: Optional[int] = None, lr: float = LR, momentum: float = MOMENTUM, *,
                select: Sequence[str] = (), events: Optional[int] = None,
                trace: Optional[Trace] = None) -> tuple[list, dict]:
@@ -179,7 +179,7 @@ def run_golden(datapath: NumericsSource, model: str = DEFAULT_MODEL,
 
 
 def write_golden(datapath: NumericsSource, model: str = DEFAULT_MODEL,
-                 batch: Optional[int] = DEFAULT_BATCH, steps: int = 2,
+                 batch: Optional[int] = None, steps: int = 2,
                  seed: Optional[int] = None, out: str = "golden.h5",
                  hex_dir: Optional[str] = None, pack_int4: bool = False,
                  lr: float = LR, momentum: float = MOMENTUM, *, select: Sequence[str] = (),

@@ -124,6 +124,13 @@ def group_draw_bits(stream: SRStream, groups: int, count: int, spec: QuantSpec
     return out, keys
 
 
+def _grouped(role, kind, codes: np.ndarray) -> bool:
+    """Whether this call quantized the operand per group: a grouped role, except a forward
+    activation quantized once for the whole batch (act_scale per_batch: its codes keep the
+    input's shape, e.g. (B, C, H, W), and are unfolded afterwards into `a_cols`)."""
+    return role.grouped and not (kind == MatmulKind.FWD and codes.ndim != 3)
+
+
 class StepRecorder:
     """Receives the linear operator's records of one training step; emits golden Tensors in
     order (into `out`) and one descriptor per integer matmul (into `matmuls`)."""
@@ -173,6 +180,13 @@ class StepRecorder:
                                     operand=role.field), layer, kind, tensor)
         elif letter and what == "m":
             self._clamp_and_v(layer, kind, letter, value, st)
+        elif letter and what == "cols":              # per-batch codes unfolded (im2col)
+            _, lo, hi = st[f"{letter}_codes"]
+            st[tensor] = (value, lo, hi)
+            self.fwd_codes[(layer, letter)] = (value, lo, hi)
+            self._emit(int_tensor(path, value, lo, hi, "the batch's activation codes unfolded "
+                                  "(im2col) into the matmul's left operand (G, L, K); zero "
+                                  "padding is code 0"), layer, kind, tensor)
         elif tensor in ("w_hadamard", "a_hadamard"):
             self._hadamard(layer, kind, tensor, value, st, path)
         elif tensor == "g_hadamard":
@@ -239,16 +253,17 @@ class StepRecorder:
     def _sr_bits(self, layer, kind, role, spec, codes, st) -> np.ndarray:
         op, letter = role.field, role.letter
         stream = self.stream.child(layer).child(op)
-        groups = codes.shape[0] if role.grouped else 1
+        grouped = _grouped(role, kind, codes)
+        groups = codes.shape[0] if grouped else 1
         out, keys = group_draw_bits(stream, groups, codes.size // max(groups, 1), spec)
         # the draw keys must reproduce the recorded codes from the quantizer's input
         src = f"{letter}_x"
         if src in st:
             x = np.asarray(st[src][0]).astype(np.float32)
-            xs = x.reshape(groups, *codes.shape[1:]) if role.grouped else x[None]
+            xs = x.reshape(groups, *codes.shape[1:]) if grouped else x[None]
             for g in range(groups):
                 q = quantize_spec(xs[g], spec, SRDraw(keys[g]))
-                want = codes[g] if role.grouped else codes
+                want = codes[g] if grouped else codes
                 if not np.array_equal(q.codes.astype(np.int64), want.astype(np.int64)):
                     raise RuntimeError(f"golden: the re-derived SR draw of {layer}/{kind}/"
                                        f"{letter} does not reproduce the recorded codes")
@@ -263,9 +278,10 @@ class StepRecorder:
         x = st[f"{letter}_x"][0]
         scale = st[f"{letter}_scale"][0]
         codes, lo, hi = st[f"{letter}_codes"]
-        v = scaled_values(x, m, scale, role.grouped)
+        grouped = _grouped(role, kind, codes)
+        v = scaled_values(x, m, scale, grouped)
         R = st.get(f"{letter}_sr_bits", (None,))[0]
-        if role.grouped:                         # auto sign: each group's own code range
+        if grouped:                         # auto sign: each group's own code range
             ok = all(np.array_equal(round_v(v[g], spec.rounding, None if R is None else R[g],
                                             spec.sr_bits, *spec_range(spec, codes[g])),
                                     codes[g].astype(np.int64)) for g in range(codes.shape[0]))
@@ -324,8 +340,9 @@ class StepRecorder:
     def _operands(self, kind, st):
         """((name, left (G, M, K), lo, hi), (name, right, lo, hi)); fwd w as (K, N)."""
         if kind == MatmulKind.FWD:
-            a, w = st["a_codes"], st["w_codes"]
-            return ("a_codes", *a), ("w_codes", w[0].T, w[1], w[2])
+            name = "a_cols" if "a_cols" in st else "a_codes"
+            w = st["w_codes"]
+            return (name, *st[name]), ("w_codes", w[0].T, w[1], w[2])
         letter = "w" if kind == MatmulKind.GRAD_IN else "a"
         name = f"{letter}_codes" if f"{letter}_codes" in st else f"{letter}_hadamard"
         return ("g_codes", *st["g_codes"]), (name, *st[name])
@@ -379,6 +396,7 @@ def matmul_descriptor(group: str, step: int, layer: str, kind: MatmulKind, acc: 
         left_scale=p(f"{ll}_scale"), right_scale=p(f"{rl}_scale"),
         left_sr_bits=p(f"{ll}_sr_bits"), right_sr_bits=p(f"{rl}_sr_bits"),
         left_v=p(f"{ll}_v"), right_v=p(f"{rl}_v"),
+        left_codes=p(f"{ll}_codes"), right_codes=p(f"{rl}_codes"),
         left_m=f"{group}/{ll}_m" if f"{ll}_v" in st else "",
         right_m=f"{group}/{rl}_m" if f"{rl}_v" in st else "",
         partial=f"{group}/acc_partial", register=f"{group}/acc_register",

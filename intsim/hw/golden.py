@@ -26,13 +26,13 @@ from intsim._version import __version__
 from intsim.core.linear_op import RECORDER
 from intsim.core.numerics import dumps
 from intsim.core.resolve import NumericsSource, resolve_numerics
-from intsim.core.rng import SRStream
+from intsim.core.rng import SRStream, element_random_bits
 from intsim.core.trace import Trace
 from intsim.formats.golden_file import FORMAT, FORMAT_VERSION, Tensor, float_tensor, int_tensor, \
     write_hdf5
 from intsim.formats.hexfile import HexOptions, write_hex
 from intsim.hw.coverage import Coverage, compute_coverage
-from intsim.hw.golden_record import StepRecorder, select_matmuls
+from intsim.hw.golden_record import StepRecorder, select_matmuls, spec_range
 from intsim.hw.model_spec import ModelSpec, parse_model
 from intsim.nn.optim import SGD
 from intsim.nn.training import loss_step, sgd_step
@@ -41,7 +41,8 @@ LR, MOMENTUM = 0.01, 0.9
 DEFAULT_MODEL, DEFAULT_BATCH = "fcnet:16,16,16,4", 8
 
 __all__ = ["parse_model", "ModelSpec", "run_golden", "write_golden", "GoldenResult",
-           "select_matmuls"]
+           "select_matmuls", "write_vectors_file",
+           "element_random_bits", "spec_range"]       # the last two: names of format 1
 
 
 @dataclass

@@ -31,10 +31,9 @@ from intsim.kernels.hashing import element_bits_reference
 LAYOUTS = {MatmulKind.FWD: ("G,M,K", "N,K"), MatmulKind.GRAD_IN: ("G,M,K", "K,N"),
            MatmulKind.GRAD_W: ("G,M,K", "G,K,N")}
 RIGHT_AXIS = {"N,K": "1 of right (N,K)", "K,N": "0 of right (K,N)", "G,K,N": "1 of right (G,K,N)"}
-RESCALE = {MatmulKind.FWD: "y = fl32(fl32(acc)·fl32(s_a·s_w))",
-           MatmulKind.GRAD_IN: "dx = fl32(fl32(acc)·c), c = fl32(fl32(fl32(s_g·s_w)·s_w_fwd)/p)",
-           MatmulKind.GRAD_W: "dW = Σ_g fl32(fl32(acc[g])·c[g]), c = fl32(fl32(fl32(s_g·s_a)·"
-                              "s_a_fwd)/p)"}
+RESCALE = {MatmulKind.FWD: "y = R(acc; s_w, s_a; 1)",
+           MatmulKind.GRAD_IN: "dx = R(acc; s_g, s_w, s_w_fwd; p)",
+           MatmulKind.GRAD_W: "dW = Σ_g R(acc[g]; s_g, s_a, s_a_fwd; p)"}
 
 
 def spec_range(spec: QuantSpec, codes: np.ndarray) -> tuple[int, int]:
@@ -335,7 +334,7 @@ class StepRecorder:
         group = f"step_{self.step:03d}/{layer}/{kind}"
         self.matmuls[group] = matmul_descriptor(
             group, self.step, layer, kind, acc, K, L.shape, Rr.shape, lname, rname, st,
-            st.get("block", 1), self.nm.hadamard)
+            st.get("block", 1), self.nm.hadamard, self.nm.rescale_order)
 
     def _operands(self, kind, st):
         """((name, left (G, M, K), lo, hi), (name, right, lo, hi)); fwd w as (K, N)."""
@@ -368,7 +367,7 @@ def tile_decomposition(L: np.ndarray, R: np.ndarray, acc: Accumulator) -> tuple[
 
 def matmul_descriptor(group: str, step: int, layer: str, kind: MatmulKind, acc: Accumulator,
                       K: int, lshape: tuple, rshape: tuple, lname: str, rname: str, st: dict,
-                      block: int, rule) -> dict:
+                      block: int, rule, rescale_order=None) -> dict:
     """The attributes of an integer matmul's HDF5 group (formats.golden_file documents them)."""
     prod = PRODUCTS[kind]
     llay, rlay = LAYOUTS[kind]
@@ -400,7 +399,9 @@ def matmul_descriptor(group: str, step: int, layer: str, kind: MatmulKind, acc: 
         left_m=f"{group}/{ll}_m" if f"{ll}_v" in st else "",
         right_m=f"{group}/{rl}_m" if f"{rl}_v" in st else "",
         partial=f"{group}/acc_partial", register=f"{group}/acc_register",
-        tile_sum=f"{group}/acc_tile_sum", result=f"{group}/acc", rescale=RESCALE[kind])
+        tile_sum=f"{group}/acc_tile_sum", result=f"{group}/acc",
+        rescale=(f"{RESCALE[kind]}, R of NUMERICS.md §6 in the order {rescale_order}"
+                 if rescale_order is not None else "none (integer vectors)"))
 
 
 def select_matmuls(tensors: list, matmuls: dict, select: Sequence[str]) -> tuple[list, dict]:

@@ -32,6 +32,14 @@ def _wrap(s, bits):
     return ((s + half) & ((half << 1) - 1)) - half
 
 
+@numba.njit(cache=True, inline="always")
+def _put(out, w, kind, m, n, t, k, value, register):
+    """Write event row w; return the next row."""
+    out[w, 0], out[w, 1], out[w, 2], out[w, 3] = kind, m, n, t
+    out[w, 4], out[w, 5], out[w, 6] = k, value, register
+    return w + 1
+
+
 @numba.njit(cache=True)
 def locate_events(a, bt, rows, cols, tile, mode, lo, hi, bits, ts_mode, ts_lo, ts_hi, ts_bits,
                   out):
@@ -58,18 +66,14 @@ def locate_events(a, bt, rows, cols, tile, mode, lo, hi, bits, ts_mode, ts_lo, t
                 if c != s:
                     if w == limit:
                         return w
-                    out[w, 0], out[w, 1], out[w, 2], out[w, 3] = MAC, m, n, t
-                    out[w, 4], out[w, 5], out[w, 6] = k, s, c
-                    w += 1
+                    w = _put(out, w, MAC, m, n, t, k, s, c)
                 reg = c
             if mode == CLAMP_TILE:
                 c = min(max(reg, lo), hi)
                 if c != reg:
                     if w == limit:
                         return w
-                    out[w, 0], out[w, 1], out[w, 2], out[w, 3] = TILE_CLAMP, m, n, t
-                    out[w, 4], out[w, 5], out[w, 6] = k1 - 1, reg, c
-                    w += 1
+                    w = _put(out, w, TILE_CLAMP, m, n, t, k1 - 1, reg, c)
                 reg = c
             s = total + reg
             if ts_mode == TS_SATURATE:
@@ -81,9 +85,7 @@ def locate_events(a, bt, rows, cols, tile, mode, lo, hi, bits, ts_mode, ts_lo, t
             if c != s:
                 if w == limit:
                     return w
-                out[w, 0], out[w, 1], out[w, 2], out[w, 3] = TILE_SUM, m, n, t
-                out[w, 4], out[w, 5], out[w, 6] = k1 - 1, s, c
-                w += 1
+                w = _put(out, w, TILE_SUM, m, n, t, k1 - 1, s, c)
             total = c
             t += 1
     return w

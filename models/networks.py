@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from intsim.core.checks import NONNEGATIVE_INT, POSITIVE_INT, Rule, check
 from intsim.nn import (BasicBlock, BatchNorm2d, Conv2d, GlobalAvgPool, Linear, MatmulModule,
                        MaxPool2d, Module, ReLU, Sequential, child_seed, kaiming_normal,
                        torch_default_uniform)
+from intsim.nn.module import check_args
 
 #: classifier heads: "bias_normal" (intsim) and "nobias_uniform" (the published code)
 HEADS = ("bias_normal", "nobias_uniform")
@@ -46,6 +48,8 @@ class FCNet(Sequential):
 
     def __init__(self, in_dim: int, hidden: int, feature_dim: int, n_hidden: int = 0, *,
                  numerics=None, seed: int = 0, rng=None):
+        check_args("FCNet", locals(), {"in_dim": POSITIVE_INT, "hidden": POSITIVE_INT,
+                                       "feature_dim": POSITIVE_INT, "n_hidden": NONNEGATIVE_INT})
         dims = [in_dim] + [hidden] * (n_hidden + 1) + [feature_dim]
         layers = []
         for i in range(len(dims) - 1):
@@ -77,6 +81,8 @@ class CifarResNet(Sequential):
 
     def __init__(self, depth: int = 32, in_channels: int = 3, widths=(16, 32, 64),
                  shortcut: str = "A", *, numerics=None, seed: int = 0, rng=None):
+        check_args("CifarResNet", locals(), {"depth": Rule("int", minimum=8),
+                                             "in_channels": POSITIVE_INT})
         if (depth - 2) % 6:
             raise ValueError(f"CifarResNet: depth must be 6n+2, got {depth}")
         n = (depth - 2) // 6
@@ -110,6 +116,9 @@ class SmallCNN(Sequential):
 
     def __init__(self, in_channels: int = 1, channels=(32, 64), *, numerics=None, seed: int = 0,
                  rng=None):
+        check("SmallCNN: in_channels", in_channels, POSITIVE_INT)
+        if not (isinstance(channels, (tuple, list)) and len(channels) == 2):
+            raise ValueError(f"SmallCNN: channels: expected two channel counts, got {channels!r}")
         c1, c2 = channels
         kw = dict(numerics=numerics, rng=rng)
         super().__init__(
@@ -132,6 +141,8 @@ class IncrementalHead(Linear):
     with nonlinearity "linear", no bias): new rows U(±√(3/in_dim)). grow(n_new, seed) appends
     n_new rows drawn from default_rng(seed); old rows are kept bit-exactly (copied, as the
     published code does). Gradients are reset (zero) to the new shape."""
+
+    OUT_FEATURES = NONNEGATIVE_INT
 
     def __init__(self, in_dim: int, n_classes: int = 0, *, kind: str = "bias_normal",
                  numerics=None, seed: int = 0, rng=None):
@@ -176,6 +187,9 @@ class IncrementalNet(Module):
     def __init__(self, backbone: Module, n_classes: int = 0, *, head: str = "bias_normal",
                  numerics=None, seed: int = 0, rng=None):
         super().__init__(numerics=numerics, seed=seed, rng=rng)
+        if not isinstance(backbone, Module) or not hasattr(backbone, "feature_dim"):
+            raise ValueError(f"IncrementalNet: backbone: expected an intsim.nn.Module with a "
+                             f"feature_dim, got {backbone!r}")
         self.backbone = backbone
         self.head = IncrementalHead(backbone.feature_dim, n_classes, kind=head,
                                     numerics=numerics, seed=child_seed(seed, 0), rng=rng)

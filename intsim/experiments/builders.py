@@ -12,7 +12,7 @@ from intsim.core.resolve import resolve_numerics
 from intsim.datasets import load_dataset, minmax_preprocess
 from intsim.datasets.scenario import Scenario
 from intsim.experiments.config import ConfigError, RunConfig
-from intsim.models.learners import Learner, make_learner
+from intsim.models.learners import Learner, OptionError, make_learner
 from intsim.models.learners.base import BackboneFactory
 from intsim.models.networks import FCNet, SmallCNN, resnet32, torch_default_init
 
@@ -39,7 +39,7 @@ def build_learner(cfg: RunConfig, scenario: Scenario, spec: dict, numerics: Nume
         return make_learner(cfg["method"], scenario,
                             backbone_factory(spec, numerics, cfg.get("init") or "kaiming_normal"),
                             numerics, cfg.train_settings(), **cfg["method_params"])
-    except TypeError as e:
+    except (TypeError, OptionError) as e:
         raise ConfigError(f"method_params: {e}") from None
 
 

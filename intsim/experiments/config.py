@@ -20,7 +20,6 @@ field (cfg.epochs = 3 or cfg["epochs"] = 3) validates it like a setting read fro
 from __future__ import annotations
 
 import dataclasses
-import math
 import os
 import tomllib
 from dataclasses import dataclass, field
@@ -29,9 +28,11 @@ from typing import Any, Iterator, Mapping, Optional
 
 import numpy as np
 
+from intsim.core.checks import FRACTION, NONNEGATIVE_INT, POSITIVE_INT, Rule, check
 from intsim.core.resolve import OVERRIDE_KEYS, numerics_source_path
 from intsim.datasets.registry import DATASET_NAMES
 from intsim.models.learners import METHOD_NAMES, TrainSettings
+from intsim.nn.optim import GAMMA_RULE, SGD_RULES
 
 NETWORKS = ("fcnet", "resnet32", "smallcnn")
 SCALINGS = ("minmax", "cifar", "none")
@@ -50,16 +51,6 @@ PROTOCOLS: dict[str, dict[str, Any]] = {
 
 class ConfigError(ValueError):
     """A bad setting or command-line/TOML input (reported without a traceback, exit code 2)."""
-
-
-@dataclass(frozen=True)
-class Rule:
-    """How one setting is checked: its kind, bounds and closed set of values."""
-    kind: str                                   # int float str bool list table
-    minimum: Optional[float] = None             # ints/floats: value >= minimum
-    positive: bool = False                      # floats: value > 0
-    choices: tuple = ()                         # strings: one of these
-
 
 
 _HAR = dict(network="fcnet", hidden=None, epochs=100, lr=0.01, milestones=[], batch_size=128,
@@ -88,34 +79,10 @@ def check_setting(key: str, v: Any) -> Any:
         raise ConfigError(f"unknown setting {key!r}; known: {', '.join(sorted(_RULES))}")
     if v is None:
         return None
-    check = _CHECKS[rule.kind]
-    return check(key, v, rule)
-
-
-def _check_int(key, v, rule):
-    if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
-        raise ConfigError(f"{key}: expected an integer, got {v!r}")
-    if rule.minimum is not None and v < rule.minimum:
-        raise ConfigError(f"{key}: must be >= {int(rule.minimum)}, got {int(v)}")
-    return int(v)
-
-
-def _check_float(key, v, rule):
-    if isinstance(v, bool) or not isinstance(v, (int, float)):
-        raise ConfigError(f"{key}: expected a number, got {v!r}")
-    v = float(v)
-    if not math.isfinite(v) or (rule.positive and v <= 0):
-        raise ConfigError(f"{key}: bad value {v}")
-    return v
-
-
-def _check_str(key, v, rule):
-    if not isinstance(v, str):
-        raise ConfigError(f"{key}: expected a string, got {v!r}")
-    if rule.choices and v not in rule.choices:
-        raise ConfigError(f"{key}: unknown value {v!r}; expected one of "
-                          f"{', '.join(rule.choices)}")
-    return v
+    special = _CHECKS.get(rule.kind)
+    if special is not None:
+        return special(key, v, rule)
+    return check(key, v, rule, ConfigError)
 
 
 def _check_path(key, v, rule):
@@ -141,12 +108,6 @@ def _check_milestones(key, v, rule):
     return sorted(int(m) for m in v)
 
 
-def _check_bool(key, v, rule):
-    if not isinstance(v, bool):
-        raise ConfigError(f"{key}: expected true/false, got {v!r}")
-    return v
-
-
 def _check_table(key, v, rule):
     if not isinstance(v, Mapping):
         raise ConfigError(f"{key}: expected a table, got {v!r}")
@@ -162,12 +123,10 @@ def _check_overrides(key, v, rule):
     return {k: dict(x) if isinstance(x, Mapping) else x for k, x in v.items()}
 
 
-_CHECKS = {"int": _check_int, "float": _check_float, "str": _check_str, "path": _check_path,
-           "numerics": _check_numerics, "milestones": _check_milestones, "bool": _check_bool,
+#: the kinds of setting beyond core.checks.Rule's (int, float, str, bool)
+_CHECKS = {"path": _check_path, "numerics": _check_numerics, "milestones": _check_milestones,
            "table": _check_table, "overrides": _check_overrides}
-
-
-_NONNEG, _POS = Rule("int", minimum=0), Rule("int", minimum=1)
+_NONNEG, _POS = NONNEGATIVE_INT, POSITIVE_INT
 
 
 def setting(default: Any, rule: Rule):
@@ -192,12 +151,14 @@ class RunConfig:
     network: Optional[str] = setting(None, Rule("str", choices=NETWORKS))
     hidden: Optional[int] = setting(None, _POS)
     epochs: Optional[int] = setting(None, _NONNEG)
-    lr: Optional[float] = setting(None, Rule("float", positive=True))
+    lr: Optional[float] = setting(None, SGD_RULES["lr"])
     milestones: list = setting([], Rule("milestones"))
-    lr_gamma: float = setting(0.1, Rule("float"))
-    momentum: float = setting(0.9, Rule("float"))
-    weight_decay: float = setting(2e-4, Rule("float"))
-    batch_size: Optional[int] = setting(None, _POS)
+    lr_gamma: float = setting(0.1, GAMMA_RULE)
+    momentum: float = setting(0.9, SGD_RULES["momentum"])
+    weight_decay: float = setting(2e-4, SGD_RULES["weight_decay"])
+    batch_size: Optional[int] = setting(None, Rule(
+        "int", minimum=2, why="a trailing mini-batch of one sample is dropped, as BatchNorm "
+                              "needs two: batch_size 1 would train nothing"))
     eval_batch_size: Optional[int] = setting(None, _POS)      # None: batch_size
     memory: Optional[int] = setting(None, _NONNEG)
     memory_mode: str = setting("fixed_total", Rule("str", choices=("fixed_total", "per_class")))
@@ -207,7 +168,7 @@ class RunConfig:
     split: str = setting("auto", Rule("str", choices=("auto", "official", "subjects",
                                                        "samples")))
     n_test_subjects: Optional[int] = setting(None, _POS)
-    test_fraction: Optional[float] = setting(None, Rule("float"))
+    test_fraction: Optional[float] = setting(None, FRACTION)
     order_rule: str = setting("seedsequence", Rule("str", choices=("seedsequence", "pycil")))
     scale: str = setting("minmax", Rule("str", choices=SCALINGS))
     augment: bool = setting(False, Rule("bool"))

@@ -27,8 +27,10 @@ import math
 import numpy as np
 
 from intsim.core import linear_op
+from intsim.core.checks import NONNEGATIVE_INT, POSITIVE, POSITIVE_INT, Rule
 from intsim.core.modes import ActScale
 from intsim.nn.linear import MatmulModule, _FloatCtx, kaiming_normal
+from intsim.nn.module import check_args
 
 
 def conv_out_size(n: int, k: int, stride: int, padding: int) -> int:
@@ -105,6 +107,10 @@ class Conv2d(MatmulModule):
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1,
                  padding: int = 0, bias: bool = True, *, gain: float = math.sqrt(2.0),
                  numerics=None, seed: int = 0, rng=None):
+        check_args("Conv2d", locals(), {
+            "in_channels": POSITIVE_INT, "out_channels": POSITIVE_INT,
+            "kernel_size": POSITIVE_INT, "stride": POSITIVE_INT, "padding": NONNEGATIVE_INT,
+            "bias": Rule("bool"), "gain": POSITIVE})
         super().__init__(numerics=numerics, seed=seed, rng=rng)
         self.in_channels, self.out_channels = in_channels, out_channels
         self.kernel_size, self.stride, self.padding = kernel_size, stride, padding

@@ -20,7 +20,8 @@ import math
 import numpy as np
 
 from intsim.core import linear_op
-from intsim.nn.module import Module
+from intsim.core.checks import POSITIVE, POSITIVE_INT, Rule
+from intsim.nn.module import Module, check_args
 
 
 def kaiming_normal(shape: tuple[int, ...], fan_in: int, seed: int, gain: float = math.sqrt(2.0),
@@ -99,8 +100,12 @@ class Linear(MatmulModule):
     Init: W ~ Kaiming normal fan_in with `gain` (√2, ReLU) from default_rng(seed); b = 0.
     """
 
+    OUT_FEATURES = POSITIVE_INT          # the rule of out_features (a growable head: >= 0)
+
     def __init__(self, in_features: int, out_features: int, bias: bool = True, *,
                  gain: float = math.sqrt(2.0), numerics=None, seed: int = 0, rng=None):
+        check_args(type(self).__name__, locals(), {"in_features": POSITIVE_INT,
+                   "out_features": self.OUT_FEATURES, "bias": Rule("bool"), "gain": POSITIVE})
         super().__init__(numerics=numerics, seed=seed, rng=rng)
         self.in_features, self.out_features, self.gain = in_features, out_features, gain
         self._add_param("weight", kaiming_normal((out_features, in_features), in_features,
@@ -110,6 +115,9 @@ class Linear(MatmulModule):
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         x = np.asarray(x, dtype=self.dtype)
+        if x.ndim < 1 or x.shape[-1] != self.in_features:
+            raise ValueError(f"{self.label or type(self).__name__}: x: expected shape (..., "
+                             f"{self.in_features}), got {x.shape}")
         self._observe(x)
         lead = x.shape[:-1]
         y3, ctx = self._matmul(np.ascontiguousarray(x.reshape(1, -1, self.in_features)),

@@ -34,12 +34,21 @@ from typing import Iterator
 
 import numpy as np
 
+from intsim.core.checks import NONNEGATIVE_INT, Rule, check
+from intsim.core.numerics import Numerics
 from intsim.core.presets import preset
 from intsim.core.rng import SRStream
 
 
 def _join(prefix: str, name: str) -> str:
     return f"{prefix}.{name}" if prefix else name
+
+
+def check_args(owner: str, values: dict, rules: dict[str, Rule]) -> None:
+    """Check constructor arguments: values[name] against rules[name]; the ValueError names the
+    class and the argument ("Linear: in_features: must be >= 1, got 0")."""
+    for name, rule in rules.items():
+        check(f"{owner}: {name}", values[name], rule)
 
 
 def child_seed(seed: int, *key: int) -> int:
@@ -51,6 +60,11 @@ class Module:
     """Base class. Subclasses implement forward(x) and backward(grad_out) -> grad_in."""
 
     def __init__(self, *, numerics=None, seed: int = 0, rng=None):
+        name = type(self).__name__
+        if numerics is not None and not isinstance(numerics, Numerics):
+            raise ValueError(f"{name}: numerics: expected an intsim.Numerics (e.g. "
+                             f"intsim.preset('hdqt')) or None, got {numerics!r}")
+        check(f"{name}: seed", seed, NONNEGATIVE_INT)
         object.__setattr__(self, "_children", {})
         self.label = ""
         self.numerics = numerics if numerics is not None else preset("fp32")

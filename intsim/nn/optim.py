@@ -18,13 +18,31 @@ from typing import Iterable
 
 import numpy as np
 
+from intsim.core.checks import NONNEGATIVE, POSITIVE, POSITIVE_INT, Rule, check
 from intsim.nn.module import Module
+
+#: what each SGD argument means (also the rules of the run settings lr, momentum, …)
+SGD_RULES = {"lr": POSITIVE, "momentum": Rule("float", minimum=0, below=1),
+             "weight_decay": NONNEGATIVE, "dampening": Rule("float", minimum=0, maximum=1),
+             "nesterov": Rule("bool")}
+#: the factor of a learning-rate schedule (lr_gamma)
+GAMMA_RULE = POSITIVE
 
 
 class SGD:
+    """Stochastic gradient descent (module docstring). lr > 0, momentum in [0, 1),
+    weight_decay >= 0, dampening in [0, 1]: other values are ValueErrors naming them."""
+
     def __init__(self, modules: Module | Iterable[Module], lr: float, momentum: float = 0.0,
                  weight_decay: float = 0.0, dampening: float = 0.0, nesterov: bool = False):
         self.modules = [modules] if isinstance(modules, Module) else list(modules)
+        if not self.modules or not all(isinstance(m, Module) for m in self.modules):
+            raise ValueError(f"modules: expected an intsim.nn.Module or a list of them, got "
+                             f"{modules!r}")
+        args = {"lr": lr, "momentum": momentum, "weight_decay": weight_decay,
+                "dampening": dampening, "nesterov": nesterov}
+        for k, v in args.items():            # checked, kept as given (NumPy scalars too)
+            check(k, v, SGD_RULES[k])
         if nesterov and (momentum <= 0 or dampening != 0):
             raise ValueError("nesterov needs momentum > 0 and dampening 0")
         self.lr, self.momentum, self.weight_decay = lr, momentum, weight_decay
@@ -106,6 +124,8 @@ class StepLR(_Schedule):
 
     def __init__(self, optimizer: SGD, step_size: int, gamma: float = 0.1):
         super().__init__(optimizer)
+        check("step_size", step_size, POSITIVE_INT)
+        check("gamma", gamma, GAMMA_RULE)
         self.step_size, self.gamma = step_size, gamma
 
     def lr_at(self, epoch: int) -> float:
@@ -118,7 +138,11 @@ class MultiStepLR(_Schedule):
 
     def __init__(self, optimizer: SGD, milestones: Iterable[int], gamma: float = 0.1):
         super().__init__(optimizer)
-        self.milestones, self.gamma = sorted(milestones), gamma
+        milestones = sorted(milestones)
+        for m in milestones:
+            check("milestones", m, POSITIVE_INT)
+        check("gamma", gamma, GAMMA_RULE)
+        self.milestones, self.gamma = milestones, gamma
 
     def lr_at(self, epoch: int) -> float:
         return self.base_lr * self.gamma ** bisect.bisect_right(self.milestones, epoch)

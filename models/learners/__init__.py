@@ -8,7 +8,8 @@ common loop in base.py.
 
 The runner (intsim/experiments/cil_run.py) adds checkpoints, traces, metrics and plots.
 """
-from intsim.models.learners.base import Callbacks, Learner, TrainSettings, augment_crop_flip
+from intsim.models.learners.base import (Callbacks, Learner, Option, OptionError, TrainSettings,
+                                         augment_crop_flip)
 from intsim.models.learners.bic import BiasLayer, BiC, BiCNet
 from intsim.models.learners.der import DER, ExpandableNet
 from intsim.models.learners.finetune import Finetune
@@ -28,6 +29,6 @@ def make_learner(method: str, scenario, backbone_fn, numerics, train=None, **opt
     return LEARNERS[method](scenario, backbone_fn, numerics, train, **options)
 
 
-__all__ = ["Learner", "TrainSettings", "Callbacks", "augment_crop_flip", "LEARNERS",
+__all__ = ["Learner", "Option", "OptionError", "TrainSettings", "Callbacks", "augment_crop_flip", "LEARNERS",
            "METHOD_NAMES", "make_learner", "Finetune", "Replay", "ICaRL", "LwF", "BiC", "BiCNet",
            "BiasLayer", "DER", "MEMO", "ExpandableNet", "split_backbone"]

@@ -47,10 +47,11 @@ checkpoint after task t continues exactly like an uninterrupted one:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 
+from intsim.core.checks import Rule, check
 from intsim.core.rng import SRStream
 from intsim.models.calibration import calibrated
 from intsim.models.exemplars import ExemplarMemory, class_means, nme_predict
@@ -89,6 +90,17 @@ class TrainSettings:
     @property
     def feature_batch(self) -> int:
         return self.feature_batch_size or self.eval_batch
+
+
+@dataclass(frozen=True)
+class Option:
+    """One method option (config [method_params]): its default and the rule that checks it."""
+    default: Any
+    rule: Rule
+
+
+class OptionError(ValueError):
+    """A method option of the wrong type or outside its meaning (names the option)."""
 
 
 class Callbacks:
@@ -145,16 +157,23 @@ class Learner:
     uses_memory = True        # exemplars are replayed and updated after every task
     has_nme = False           # evaluate() also returns NME predictions
     uses_teacher = False      # begin_task(t > 0) keeps a frozen copy of the previous model
-    OPTIONS: dict = {}        # method options and their defaults (config [method_params])
+    OPTIONS: dict[str, Option] = {}    # method options (config [method_params])
 
     def __init__(self, scenario, backbone_fn: BackboneFactory, numerics,
                  train: Optional[TrainSettings] = None, **options):
         unknown = sorted(set(options) - set(self.OPTIONS))
         if unknown:
-            raise ValueError(f"{self.name}: unknown method option(s) {unknown}; "
-                             f"accepted: {sorted(self.OPTIONS) or 'none'}")
-        self.options = {**self.OPTIONS, **options}
+            raise OptionError(f"{self.name}: unknown method option(s) {unknown}; "
+                              f"accepted: {sorted(self.OPTIONS) or 'none'}")
+        self.options = {k: o.default for k, o in self.OPTIONS.items()}
+        self.options.update({k: check(f"{self.name} option {k!r}", v, self.OPTIONS[k].rule,
+                                      OptionError) for k, v in options.items()})
         self.scenario = scenario
+        if self.has_nme and scenario.memory_per_class(scenario.n_classes) < 1:
+            raise ValueError(
+                f"memory: {self.name} classifies by the nearest mean of exemplars, which needs "
+                f"at least one exemplar per class; memory {scenario.memory_size} "
+                f"({scenario.memory_mode}) leaves none with {scenario.n_classes} classes")
         self.backbone_fn = backbone_fn
         self.numerics = numerics
         self.train_settings = train or TrainSettings()

@@ -26,7 +26,8 @@ from intsim.nn.losses import cross_entropy, kd_loss, softmax
 from intsim.nn import Module
 from intsim.nn.training import run_epoch
 
-from intsim.models.learners.base import Callbacks, Learner
+from intsim.core.checks import FRACTION, POSITIVE, Rule
+from intsim.models.learners.base import Callbacks, Learner, Option
 
 
 class BiasLayer(Module):
@@ -100,13 +101,11 @@ class BiC(Learner):
     name = "bic"
     uses_memory = True
     uses_teacher = True
-    OPTIONS = {"T": 2.0, "val_fraction": 0.1, "stage2_loss": "ce"}
+    OPTIONS = {"T": Option(2.0, POSITIVE), "val_fraction": Option(0.1, FRACTION),
+               "stage2_loss": Option("ce", Rule("str", choices=("ce", "softmax_ce")))}
 
     def __init__(self, *args, **kw):
         super().__init__(*args, **kw)
-        if self.options["stage2_loss"] not in ("ce", "softmax_ce"):
-            raise ValueError(f"bic: stage2_loss must be 'ce' or 'softmax_ce', got "
-                             f"{self.options['stage2_loss']!r}")
         self.val = None
 
     def build_model(self):

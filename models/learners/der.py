@@ -24,7 +24,8 @@ from intsim.nn.losses import cross_entropy
 from intsim.nn import Module, child_seed
 from intsim.models.networks import IncrementalHead
 
-from intsim.models.learners.base import Callbacks, Learner
+from intsim.core.checks import NONNEGATIVE, Rule
+from intsim.models.learners.base import Callbacks, Learner, Option
 
 
 class ExpandableNet(Module):
@@ -87,7 +88,8 @@ class ExpandableNet(Module):
 class DER(Learner):
     name = "der"
     uses_memory = True
-    OPTIONS = {"aux_weight": 1.0, "weight_align": True}
+    OPTIONS = {"aux_weight": Option(1.0, NONNEGATIVE),
+               "weight_align": Option(True, Rule("bool"))}
 
     def build_model(self):
         return ExpandableNet(None, self.backbone_fn(self.init_seed), numerics=self.numerics,

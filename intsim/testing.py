@@ -177,7 +177,8 @@ def quant_specs(bits=st.integers(2, 16), roundings=ROUNDINGS, *, signed=(True, F
 def numerics_specs(*, operand_bits=st.integers(2, 16), signed=(True, False, None),
                    allow_float: bool = True, narrow: bool = False,
                    names=st.text(max_size=12)) -> SearchStrategy:
-    """intsim.Numerics instances. Each operand may be None (float) when allow_float; each
+    """intsim.Numerics instances. Each operand may be None (float) when allow_float (a product
+    with a float operand then has no accumulator, which it could not use); each
     accumulator's bits are at least what one worst-case product needs unless narrow=True
     (then datapath files need allow_narrow_accumulators = true, which to_toml writes).
     For running a network, pass signed=(True, None): signed=False operands reject the
@@ -200,10 +201,10 @@ def numerics_specs(*, operand_bits=st.integers(2, 16), signed=(True, False, None
         accs = {}
         for prod in PRODUCTS.values():
             acc = prod.accumulator
-            if allow_float and draw(st.integers(0, 4)) == 0:
+            lr, rr = product_operand_ranges(nm, prod.kind)
+            if lr is None or rr is None or (allow_float and draw(st.integers(0, 4)) == 0):
                 accs[acc] = None
                 continue
-            lr, rr = product_operand_ranges(nm, prod.kind)
             need = None if lr is None or rr is None else max_abs(lr) * max_abs(rr)
             low = 2 if narrow or need is None else min(62, max(2, need.bit_length() + 1))
             b = draw(st.integers(low, min(62, low + 20)))

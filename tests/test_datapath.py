@@ -110,16 +110,16 @@ def test_narrow_accumulator_opt_in_and_message():
 
 
 def test_absent_tables_and_defaults():
-    dp = loads('name = "tiny"\n[w_fwd]\nbits = 3\n[acc_fwd]\nbits = 12\n')
+    dp = loads('name = "tiny"\n[w_fwd]\nbits = 3\n[a_fwd]\nbits = 3\n[acc_fwd]\nbits = 12\n')
     nm = dp.numerics
-    assert nm.w_fwd == QuantSpec(bits=3)
-    assert nm.a_fwd is None and nm.acc_in is None and nm.hadamard is None
+    assert nm.w_fwd == QuantSpec(bits=3) == nm.a_fwd
+    assert nm.w_bwd is None and nm.g_in is None and nm.acc_in is None and nm.hadamard is None
     assert nm.acc_fwd == Accumulator(bits=12, tile=32, mode="saturate", tile_sum_bits=None)
     assert dp.seed is None and nm.name == "tiny"
 
 
 def test_words_for_none_and_fixed_scale():
-    t = ('[g_in]\nbits = 5\nsigned = "auto"\nscale = 0.125\n'
+    t = ('[w_fwd]\nbits = 4\n[g_in]\nbits = 5\nsigned = "auto"\nscale = 0.125\n'
          '[acc_in]\nbits = 20\ntile = "none"\ntile_sum_bits = "none"\n')
     nm = loads(t).numerics
     assert nm.g_in.signed is None and nm.g_in.scale == 0.125

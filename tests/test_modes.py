@@ -43,7 +43,9 @@ def test_resolver_names_and_overrides():
     nm = resolve_numerics("hdqt", {"acc_fwd": {"bits": 12, "tile": "none"}}).numerics
     assert nm.acc_fwd == Accumulator(12, None, "saturate", tile_sum_bits=32)
     assert nm.name == "hdqt*" and nm.acc_in == preset("hdqt").acc_in
-    assert apply_overrides(preset("hdqt"), {"w_fwd": "none"}).w_fwd is None
+    assert apply_overrides(preset("hdqt"), {"w_fwd": "none", "acc_fwd": "none"}).w_fwd is None
+    with pytest.raises(ValueError, match="acc_fwd: the forward matmul .* float operand"):
+        apply_overrides(preset("hdqt"), {"w_fwd": "none"})      # the accumulator would be unused
     with pytest.raises(ValueError, match=r"numerics_overrides\.acc_fwd\.bits"):
         apply_overrides(preset("hdqt"), {"acc_fwd": {"bits": 1}})
     with pytest.raises(ValueError, match="neither a preset"):

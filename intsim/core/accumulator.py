@@ -91,10 +91,35 @@ def tile_sum_register(s: np.ndarray, acc: Accumulator) -> np.ndarray:
     return np.clip(s, lo, hi)
 
 
-def _absmax(x: np.ndarray) -> int:
-    if x.size == 0:
-        return 0
-    return max(abs(int(x.max())), abs(int(x.min())))
+def _extremes(x: np.ndarray) -> tuple[int, int]:
+    """(min, max) of x; (0, 0) when empty."""
+    return (0, 0) if x.size == 0 else (int(x.min()), int(x.max()))
+
+
+def check_operand_range(name: str, x: np.ndarray, declared: Optional[tuple[int, int]],
+                        extremes: Optional[tuple[int, int]] = None) -> None:
+    """ValueError naming `name`, the first value outside `declared` = (lo, hi) and its index;
+    nothing when declared is None. `extremes` = (min, max) of x when already known."""
+    if declared is None:
+        return
+    if (not isinstance(declared, (tuple, list)) or len(declared) != 2
+            or not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+                       for v in declared) or declared[0] > declared[1]):
+        raise ValueError(f"{name}_range: expected (lo, hi) integers with lo <= hi, got "
+                         f"{declared!r}")
+    lo, hi = int(declared[0]), int(declared[1])
+    mn, mx = extremes if extremes is not None else _extremes(x)
+    if mn >= lo and mx <= hi:
+        return
+    flat = int(np.flatnonzero((x < lo) | (x > hi))[0])
+    idx = tuple(int(i) for i in np.unravel_index(flat, x.shape))
+    raise ValueError(f"{name}: value {int(x.reshape(-1)[flat])} at {list(idx)} is outside the "
+                     f"declared operand range [{lo}, {hi}] ({name}_range)")
+
+
+def _absmax(x: np.ndarray, extremes: Optional[tuple[int, int]] = None) -> int:
+    mn, mx = extremes if extremes is not None else _extremes(x)
+    return max(abs(mx), abs(mn))
 
 
 def _register_dtype(bound: int) -> np.dtype:
@@ -119,11 +144,19 @@ class MatmulStats:
 
 
 def int_matmul(a: np.ndarray, b: np.ndarray, acc: Accumulator, *,
-               trace: Optional["Trace"] = None, label: str = "") -> np.ndarray:
+               trace: Optional["Trace"] = None, label: str = "",
+               a_range: Optional[tuple[int, int]] = None,
+               b_range: Optional[tuple[int, int]] = None) -> np.ndarray:
     """Integer matmul a (..., M, K) · b (K, N) through accumulator `acc` → int64 (..., M, N).
 
     b may also be a batch (..., K, N) with the same leading dims as a: each pair is
     multiplied separately and one trace record covers the whole batch.
+
+    a_range, b_range: the declared (lo, hi) values of each operand — the width of the
+    hardware's operand bus, e.g. core.ranges.code_range(4, True) = (-7, 7) for signed 4-bit
+    codes. A value outside its declared range is a ValueError naming the operand, the value
+    and its position (without a declaration any integers are accepted: the NumPy dtype is not
+    a hardware width).
 
     One Numba kernel for every mode: one SIMD lane per output column (per row when there
     are fewer than 64 columns), 4 rows share each loaded b[k, n], row blocks in parallel
@@ -137,13 +170,16 @@ def int_matmul(a: np.ndarray, b: np.ndarray, acc: Accumulator, *,
                              f"{getattr(arr, 'dtype', type(arr).__name__)}")
     if not isinstance(acc, Accumulator):
         raise ValueError(f"acc: expected an intsim.Accumulator, got {acc!r}")
+    ext = [_extremes(x) if r is not None else None for x, r in ((a, a_range), (b, b_range))]
+    check_operand_range("a", a, a_range, ext[0])
+    check_operand_range("b", b, b_range, ext[1])
     if b.ndim > 2 and a.ndim == b.ndim and a.shape[:-2] == b.shape[:-2] \
             and a.shape[-1] == b.shape[-2]:
         return _batched_int_matmul(a, b, acc, trace, label)
     if a.ndim < 2 or b.ndim != 2 or a.shape[-1] != b.shape[0]:
         raise ValueError(f"a, b: expected shapes (..., M, K) and (K, N) or (..., K, N), got "
                          f"{a.shape} and {b.shape}")
-    out, stats, shape = _matmul_2d(a, b, acc, trace is not None)
+    out, stats, shape = _matmul_2d(a, b, acc, trace is not None, *ext)
     if trace is not None:
         trace.record_matmul(label, acc, stats, shape=shape)
         if getattr(trace, "event_room", 0):           # opt-in per-event log (core.events)
@@ -151,14 +187,15 @@ def int_matmul(a: np.ndarray, b: np.ndarray, acc: Accumulator, *,
     return out
 
 
-def _matmul_2d(a: np.ndarray, b: np.ndarray, acc: Accumulator, count: bool):
+def _matmul_2d(a: np.ndarray, b: np.ndarray, acc: Accumulator, count: bool,
+               a_ext: Optional[tuple[int, int]] = None, b_ext: Optional[tuple[int, int]] = None):
     """(out (..., M, N), MatmulStats or None, (rows, K, N)) of a (..., M, K) · b (K, N)."""
     lead, (M, Kd), N = a.shape[:-2], a.shape[-2:], b.shape[1]
     rows = int(np.prod(lead, dtype=np.int64)) * M
     a2 = a.reshape(rows, Kd)
     tile = acc.tile_for(Kd)
     tiles = n_tiles(Kd, acc.tile)
-    prod = _absmax(a2) * _absmax(b)
+    prod = _absmax(a2, a_ext) * _absmax(b, b_ext)
     lo, hi = acc.range
     mode = acc.mode.code
     if mode == K.SATURATE:

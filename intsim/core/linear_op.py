@@ -37,6 +37,7 @@ from intsim.core.modes import (PRODUCTS, MatmulKind, OperandRole, Product, Resca
 from intsim.core.numerics import Numerics
 from intsim.core.quantizer import QuantSpec, quantize_spec
 from intsim.core.modes import label as operand_label
+from intsim.core.ranges import product_operand_ranges
 from intsim.core.rng import SRStream
 from intsim.core.trace import Trace
 from intsim.kernels.rescale import rescale, rescale_chain, zero_clipped
@@ -134,13 +135,16 @@ def make_operand(x: np.ndarray, spec: Optional[QuantSpec], rng: Optional[SRStrea
 
 
 def _product(left: np.ndarray, right: np.ndarray, acc: Optional[Accumulator],
-             trace: Optional[Trace], label: str) -> np.ndarray:
-    """left (..., M, K) · right (K, N) or (..., K, N): integer accumulator or float32."""
+             trace: Optional[Trace], label: str, ranges=(None, None)) -> np.ndarray:
+    """left (..., M, K) · right (K, N) or (..., K, N): integer accumulator or float32.
+    `ranges`: the operands' declared code ranges (ranges.product_operand_ranges), checked by
+    int_matmul."""
     if acc is not None and left.dtype.kind in "iu" and right.dtype.kind in "iu":
+        kw = dict(trace=trace, label=label, a_range=ranges[0], b_range=ranges[1])
         if right.ndim == 3 and right.shape[0] == 1:      # one group: skip the batch loop
-            out = int_matmul(left[0], right[0], acc, trace=trace, label=label)[None]
+            out = int_matmul(left[0], right[0], acc, **kw)[None]
         else:
-            out = int_matmul(left, right, acc, trace=trace, label=label)
+            out = int_matmul(left, right, acc, **kw)
     else:
         out = np.matmul(left.astype(np.float32), right.astype(np.float32))
     _record(label + "/acc", out)
@@ -214,7 +218,8 @@ def linear_forward(x: np.ndarray, W: np.ndarray, numerics: Optional[Numerics] = 
     ctx.w = _operand(W, FWD.right, FWD.kind, ctx)
     ctx.a = _operand(x, FWD.left, FWD.kind, ctx) if a is None else a
     fwd = _label(ctx, FWD)
-    acc = _product(ctx.a.values, ctx.w.values.T, nm.acc_fwd, trace, fwd)
+    acc = _product(ctx.a.values, ctx.w.values.T, nm.acc_fwd, trace, fwd,
+                   product_operand_ranges(nm, FWD.kind))
     y = _rescale(acc, (ctx.w.scales, ctx.a.scales), 1, nm.rescale_order)
     _record(f"{fwd}/y", y)
     return y, ctx
@@ -238,7 +243,8 @@ def _hadamard_product(product: Product, g: np.ndarray, g_axis: int, v: np.ndarra
     _record(f"{lab}/{product.right.letter}_hadamard", vh)
     left = _operand(gh, product.left, product.kind, ctx)
     right = _operand(vh, product.right, product.kind, ctx)
-    acc = _product(left.values, right.values, getattr(nm, product.accumulator), ctx.trace, lab)
+    acc = _product(left.values, right.values, getattr(nm, product.accumulator), ctx.trace, lab,
+                   product_operand_ranges(nm, product.kind, p))
     return _rescale(acc, (left.scales, right.scales, s_prior), p, nm.rescale_order)
 
 

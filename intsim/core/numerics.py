@@ -126,6 +126,11 @@ class Numerics:
             v = getattr(self, f)
             if v is not None and v.format == QuantFormat.LOG2:
                 raise ValueError(f"{f}: format='log2' is for gradients (g_in, g_w) only")
+        if not isinstance(self.name, str):
+            raise ValueError(f"name: expected a string, got {self.name!r}")
+        problem = float_operand_problem(self)
+        if problem:
+            raise ValueError(problem)
 
     @property
     def is_float(self) -> bool:
@@ -296,6 +301,27 @@ def table_value(key: str, body: Mapping[str, Any], base=None, toml: bool = True,
 
 
 # ----------------------------------------------------------------------- consistency
+def float_operand_problem(numerics: Numerics) -> Optional[str]:
+    """The first accumulator of `numerics` that could never be used, as an error message, or
+    None: an integer accumulator sums integer codes, so a product with a float operand (no
+    quantizer; for w_bwd / a_bwd: none of its own and none on the forward operand it reuses)
+    runs as a float32 matmul and its accumulator would be silently ignored."""
+    for prod in PRODUCTS.values():
+        if getattr(numerics, prod.accumulator) is None:
+            continue
+        for role in prod.operands:
+            if getattr(numerics, role.field) is not None:
+                continue
+            if role.reuses is not None and getattr(numerics, role.reuses) is not None:
+                continue
+            which = (f"{role.field} and {role.reuses}, whose codes it would reuse, are"
+                     if role.reuses else f"{role.field} is")
+            return (f"{prod.accumulator}: the {prod.text} has a float operand ({which} none: "
+                    f"float32), so it runs in float32 and never uses this integer accumulator; "
+                    f"quantize {role.reuses or role.field} or remove {prod.accumulator}")
+    return None
+
+
 def narrow_accumulator_problem(numerics: Numerics) -> Optional[str]:
     """The first 'impossible' accumulator of `numerics` as an error message, or None: a
     tile-sum register narrower than its register, or a register (not mode "exact") that cannot

@@ -104,8 +104,8 @@ def quantize_log2(x: np.ndarray, bits: int = 4, *, rng: Union[SRStream, SRDraw],
     """
     bits = _check_int("bits", bits, 2, 5)
     sr_bits = _check_int("sr_bits", sr_bits, 1, 32)
-    draw = _next_draw(rng)
     x32, amax, _ = _as_float32(x)
+    draw = _next_draw(rng)                        # after every check: a refused call draws nothing
     top = log2_top(bits)
     alpha = np.float32(amax / np.float32(top))
     if alpha == 0:
@@ -121,17 +121,19 @@ def quantize_log2(x: np.ndarray, bits: int = 4, *, rng: Union[SRStream, SRDraw],
 def check_quant_args(bits, rounding, clip, signed, symmetric, scale, sr_bits) -> tuple[int, int]:
     """Validate quantize()'s arguments (also every QuantSpec); returns (bits, sr_bits).
 
-    Each ValueError starts with the argument's name and says what is expected.
+    Each ValueError starts with the argument's name and says what is expected. clip and a
+    numeric scale must be normal float32 numbers (FLOAT32_NORMAL): all scale math is float32,
+    where 1e39 is infinite and 1e-50 is zero.
     """
     bits = _check_int("bits", bits, 2, 16)
     sr_bits = _check_int("sr_bits", sr_bits, 1, 32)
     Rounding.parse(rounding, "rounding")
-    if isinstance(clip, bool) or not (isinstance(clip, (int, float, np.floating))
-                                      and np.isfinite(clip) and clip > 0):
-        raise ValueError(f"clip: expected a positive finite float, got {clip!r}")
-    if signed not in (None, True, False):
+    if not _normal_float32(clip):
+        raise ValueError(f"clip: expected a positive number in the normal float32 range "
+                         f"{FLOAT32_NORMAL_TEXT}, got {clip!r}")
+    if not (signed is None or isinstance(signed, (bool, np.bool_))):
         raise ValueError(f"signed: expected None, True or False, got {signed!r}")
-    if symmetric not in (True, False):
+    if not isinstance(symmetric, (bool, np.bool_)):
         raise ValueError(f"symmetric: expected True or False, got {symmetric!r}")
     if isinstance(scale, str):
         if scale not in ("pow2", "sawb"):
@@ -139,11 +141,24 @@ def check_quant_args(bits, rounding, clip, signed, symmetric, scale, sr_bits) ->
                              f"got {scale!r}")
         if scale == "sawb" and bits != 4:
             raise ValueError(f"scale: 'sawb' has coefficients for 4 bits only, but bits = {bits}")
-    elif scale is not None and (isinstance(scale, bool) or not (
-            isinstance(scale, (int, float, np.floating)) and np.isfinite(scale) and scale > 0)):
-        raise ValueError(f"scale: expected None, 'pow2', 'sawb' or a positive float, "
-                         f"got {scale!r}")
+    elif scale is not None and not _normal_float32(scale):
+        raise ValueError(f"scale: expected None, 'pow2', 'sawb' or a positive number in the "
+                         f"normal float32 range {FLOAT32_NORMAL_TEXT}, got {scale!r}")
     return bits, sr_bits
+
+
+#: (smallest, largest) positive normal float32: the range a clip or fixed scale must lie in
+FLOAT32_NORMAL = (float(np.finfo(np.float32).tiny), float(np.finfo(np.float32).max))
+FLOAT32_NORMAL_TEXT = f"[{FLOAT32_NORMAL[0]:.4g}, {FLOAT32_NORMAL[1]:.4g}]"
+
+
+def _normal_float32(v) -> bool:
+    """v is a real number (not a bool) whose float32 rounding is a positive normal number."""
+    if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, float, np.integer, np.floating)):
+        return False
+    with np.errstate(over="ignore", under="ignore"):
+        f = np.float32(v)
+    return bool(np.isfinite(f) and f >= np.float32(FLOAT32_NORMAL[0]))
 
 
 def _check_int(name, value, lo, hi):
@@ -171,7 +186,6 @@ def quantize(x: np.ndarray, bits: int, *, signed: Optional[bool] = None,
         raise ValueError(f"x: expected a float16/float32/float64 NumPy array, got "
                          f"{getattr(x, 'dtype', type(x).__name__)}")
     bits, sr_bits = check_quant_args(bits, rounding, clip, signed, symmetric, scale, sr_bits)
-    draw = _next_draw(rng) if rounding == "stochastic" else None
     x32, amax, has_negative = _as_float32(x)
     if signed is None:
         signed = has_negative
@@ -181,7 +195,11 @@ def quantize(x: np.ndarray, bits: int, *, signed: Optional[bool] = None,
 
     if scale is None or isinstance(scale, str):
         stat = sawb_clip(x32, amax) if scale == "sawb" else amax
-        m = np.float32(stat * np.float32(clip))
+        with np.errstate(over="ignore"):
+            m = np.float32(stat * np.float32(clip))
+        if not np.isfinite(m):
+            raise ValueError(f"clip: the clamp point max|x|·clip = {float(stat):.4g}·{clip!r} "
+                             f"overflows float32")
         s = np.float32(m / np.float32(qmax))
         if s == 0:                                   # all zero (or underflowing) input
             s = np.float32(1.0)
@@ -195,6 +213,8 @@ def quantize(x: np.ndarray, bits: int, *, signed: Optional[bool] = None,
         s = np.float32(scale)
         m = np.float32(np.inf)
 
+    # the SR draw comes after every check, so a refused call leaves the stream untouched
+    draw = _next_draw(rng) if rounding == "stochastic" else None
     codes = np.empty(x32.size, dtype=code_dtype(bits, signed))
     mode = Rounding(rounding).code
     K.quantize_kernel(x32, codes, m, s, mode, qmin, qmax, sr_bits,

@@ -74,7 +74,7 @@ class SweepBars(SweepProgress):
         self.bar = _bar(n_cells, n_done, "cells", self.quiet)
 
     def cell_end(self, cell_id: str, row: dict) -> None:
-        if row["status"] != "ok":
+        if row["status"] not in ("ok", "diverged"):
             self.failed += 1
             if self.bar is not None:
                 self.bar.set_postfix(failed=self.failed)

@@ -1,18 +1,21 @@
 """The `intsim sweep` subcommand.
 
-intsim/cli/__init__.py adds it with `register(subparsers)`. A bad grid file prints one line `intsim
-sweep: error: ...` and exits with code 2; a sweep in which some cells failed exits with code
-1 after writing every table (the failures are listed in results and in
-DIR/runs/<cell>/error.txt); Ctrl-C exits with 130."""
+intsim/cli/__init__.py adds it with `register(subparsers)`. A bad grid file, an output folder
+intsim did not make or one another sweep is using prints one line `intsim sweep: error: ...`
+and exits with code 2; a sweep in which some cells failed exits with code 1 after writing
+every table (the failures are listed in results and in DIR/runs/<cell>/error.txt); cells whose
+training diverged are recorded results (status "diverged", column `diverged` of the table)
+and do not fail the sweep; a file that cannot be written exits with 4; Ctrl-C with 130."""
 from __future__ import annotations
 
 import argparse
 import sys
 from pathlib import Path
 
-from intsim.cli.common import INTERRUPTED, error
+from intsim.cli.common import INTERRUPTED, STORAGE, error
 from intsim.cli.progress import SweepBars
 from intsim.experiments.config import ConfigError
+from intsim.formats.ownership import FolderBusy
 from intsim.experiments.sweep import Grid, cell_state, format_summary, run_sweep
 from intsim.experiments.sweep.grid import __doc__ as GRID_FORMAT
 from intsim.formats.run_folder import read_json
@@ -28,7 +31,12 @@ DIR/results.parquet (results.csv without pyarrow; one row per cell and seed), DI
 acc_vs_tile.png (when swept) and per_task.png.
 
 Restartable: rerun the same command after a crash or kill — complete cells are skipped, started
-ones resume from their last checkpoint, failed ones are retried.
+ones resume from their last checkpoint, failed ones are retried. A cell whose training
+diverged is complete (status "diverged", counted in the `diverged` column; not retried).
+DIR must be new, empty or an intsim sweep folder; the sweep locks it while it runs.
+
+exit status: 0 every cell ok or diverged; 1 some cell failed; 2 bad input (one line on
+stderr); 4 a file could not be written; 130 interrupted.
 
 """ + GRID_FORMAT.split("\n", 2)[2]
 
@@ -77,8 +85,10 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         res = run_sweep(grid, args.out, scheduler=args.scheduler, workers=args.workers,
                         threads=args.threads, quiet=args.quiet, plots=not args.no_plots,
                         progress=SweepBars(args.quiet))
-    except (ConfigError, FileNotFoundError, ValueError) as e:
+    except (ConfigError, FolderBusy, FileNotFoundError, ValueError) as e:
         return error("sweep", e)
+    except OSError as e:
+        return error("sweep", f"{e}; fix the cause and rerun the same command", STORAGE)
     except KeyboardInterrupt:
         print("intsim sweep: interrupted; rerun the same command to finish the remaining "
               "cells", file=sys.stderr)
@@ -86,11 +96,13 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     if not args.quiet:
         print(format_summary(res.summary))
         print(f"{len(res.cells)} cells: {res.n_run} run, {res.n_skipped} already complete, "
-              f"{res.n_failed} failed; {res.seconds:.1f} s")
+              f"{res.n_failed} failed, {res.n_diverged} diverged; {res.seconds:.1f} s")
         print(f"wrote {res.results_path}, {res.summary_path}"
               + "".join(f", {p.name}" for p in res.plots))
+    for _, r in res.results[res.results["status"] == "diverged"].iterrows():
+        print(f"intsim sweep: diverged: {r['cell']}: {r['error']}", file=sys.stderr)
     if res.n_failed:
-        bad = res.results[res.results["status"] != "ok"]
+        bad = res.results[~res.results["status"].isin(("ok", "diverged"))]
         for _, r in bad.iterrows():
             print(f"intsim sweep: failed: {r['cell']}: {r['error']}", file=sys.stderr)
         return 1

@@ -24,6 +24,10 @@ if TYPE_CHECKING:
     from intsim.core.trace import Trace
 
 ROUNDINGS = Rounding.values()
+
+
+class NonFiniteError(ValueError):
+    """The tensor to quantize holds NaN or Inf (in training: the run diverged)."""
 RandomSource = Union[None, SRStream, SRDraw]
 
 
@@ -75,8 +79,8 @@ def _as_float32(x: np.ndarray):
         x32 = np.ascontiguousarray(x, dtype=np.float32).ravel()
     amax, has_negative, finite = K.absmax_min(x32)
     if not finite:
-        raise ValueError("x: contains NaN or Inf" + (" (or float64 values beyond float32 range)"
-                                                     if x.dtype == np.float64 else ""))
+        raise NonFiniteError("x: contains NaN or Inf" + (
+            " (or float64 values beyond float32 range)" if x.dtype == np.float64 else ""))
     return x32, amax, has_negative
 
 

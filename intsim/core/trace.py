@@ -3,7 +3,9 @@
 Each call appends one flat record (a dict of scalars, plus a 64-bin log2 histogram for
 matmuls). `step` is set by the caller (e.g. the training loop) and stamped on each record.
 Records become a pandas DataFrame (`to_frame`) or are appended to an HDF5 group
-(`to_hdf5`: one 1-D dataset per column, `hist` as (n, 64), all resizable).
+(`to_hdf5`: one 1-D dataset per column, `hist` as (n, 64), all resizable, in chunks of about
+CHUNK_BYTES (chunk_rows), so appending k rows of b bytes to a column allocates at most k·b
+plus one chunk — the bound intsim.formats.run_folder checks free space against first).
 
 `Trace(events=N)` also keeps a per-event log of up to N overflow events (intsim.core.events:
 every saturated/wrapped MAC, clamped tile, tile-sum overflow, and every quantizer element
@@ -29,6 +31,7 @@ MATMUL_COLUMNS = ("step", "label", "op", "mode", "bits", "tile", "tile_sum_bits"
 QUANT_COLUMNS = ("step", "label", "op", "rounding", "bits", "signed", "elements", "scale",
                  "at_bounds_fraction", "zero_fraction", "clipped_fraction",
                  "mean_round_err", "mean_abs_round_err")
+CHUNK_BYTES = 8192
 #: the tables of a trace group: records, then the optional per-event logs
 TABLES = {"matmul": MATMUL_COLUMNS, "quantize": QUANT_COLUMNS,
           "matmul_events": MATMUL_EVENT_COLUMNS, "quantize_events": QUANT_EVENT_COLUMNS}
@@ -169,33 +172,45 @@ class Trace:
         out["saturated_output_fraction"] = out["outputs_affected"] / out["outputs"]
         return out.reset_index()
 
-    def to_hdf5(self, path: str, group: str = "trace") -> None:
-        """Append all records to HDF5 `path`/`group` (created if absent) and keep them."""
+    def columns(self) -> dict[str, dict[str, np.ndarray]]:
+        """{table: {column: array}} of what to_hdf5 appends: the records, then the event logs."""
+        import h5py
+        out: dict[str, dict[str, np.ndarray]] = {}
+        for op in ("matmul", "quantize"):
+            recs = [r for r in self.records if r["op"] == op]
+            if not recs:
+                continue
+            cols = {}
+            for c in TABLES[op]:
+                vals = [r[c] for r in recs]
+                cols[c] = (np.array(vals, dtype=h5py.string_dtype()) if isinstance(vals[0], str)
+                           else np.asarray(vals))
+            if op == "matmul":
+                cols["hist"] = np.stack([self.hists[r["hist_index"]] for r in recs])
+            out[op] = cols
+        for table, chunks in self.event_chunks.items():
+            if not chunks:
+                continue
+            cols = {}
+            for c in TABLES[table]:
+                vals = _event_column(chunks, c)
+                cols[c] = vals.astype(h5py.string_dtype()) if vals.dtype == object else vals
+            out[table] = cols
+        return out
+
+    def to_hdf5(self, path: str, group: str = "trace", columns: Optional[dict] = None) -> None:
+        """Append all records to HDF5 `path`/`group` (created if absent) and keep them.
+        `columns`: self.columns(), when already computed.
+
+        The file is flushed while every dataset is open, so a failed write raises here rather
+        than in the destructors of the HDF5 objects (where HDF5 cannot report it)."""
         import h5py
         with h5py.File(path, "a") as f:
-            for op in ("matmul", "quantize"):
-                recs = [r for r in self.records if r["op"] == op]
-                if not recs:
-                    continue
-                g = f.require_group(f"{group}/{op}")
-                for c in TABLES[op]:
-                    vals = [r[c] for r in recs]
-                    if isinstance(vals[0], str):
-                        arr = np.array(vals, dtype=h5py.string_dtype())
-                    else:
-                        arr = np.asarray(vals)
-                    _append(g, c, arr)
-                if op == "matmul":
-                    _append(g, "hist", np.stack([self.hists[r["hist_index"]] for r in recs]))
-            for table, chunks in self.event_chunks.items():
-                if not chunks:
-                    continue
+            for table, cols in (self.columns() if columns is None else columns).items():
                 g = f.require_group(f"{group}/{table}")
-                for c in TABLES[table]:
-                    vals = _event_column(chunks, c)
-                    if vals.dtype == object:
-                        vals = vals.astype(h5py.string_dtype())
-                    _append(g, c, vals)
+                for c, arr in cols.items():
+                    _append(g, c, arr)
+            f.flush()
 
 
 def _event_column(chunks: list, c: str) -> np.ndarray:
@@ -207,9 +222,16 @@ def _event_column(chunks: list, c: str) -> np.ndarray:
     return np.concatenate([np.asarray(ch[c]) for ch in chunks])
 
 
+def chunk_rows(arr: np.ndarray) -> int:
+    """Rows per HDF5 chunk of a column like `arr`: about CHUNK_BYTES, at least 16."""
+    row = max(1, arr.dtype.itemsize * int(np.prod(arr.shape[1:], dtype=np.int64)))
+    return max(16, CHUNK_BYTES // row)
+
+
 def _append(g, name: str, arr: np.ndarray) -> None:
     if name not in g:
-        g.create_dataset(name, data=arr, maxshape=(None,) + arr.shape[1:], chunks=True)
+        g.create_dataset(name, data=arr, maxshape=(None,) + arr.shape[1:],
+                         chunks=(chunk_rows(arr),) + arr.shape[1:])
         return
     d = g[name]
     n = d.shape[0]

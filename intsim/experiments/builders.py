@@ -20,14 +20,29 @@ CIFAR_MEAN = (0.5071, 0.4867, 0.4408)
 CIFAR_STD = (0.2675, 0.2565, 0.2761)
 
 
+def run_numerics(source, overrides=None) -> Numerics:
+    """The Numerics a run uses for `source` (preset or datapath file) with `overrides`.
+
+    A datapath file's `seed` is refused: it seeds `intsim golden`'s stochastic-rounding
+    stream, while a run derives its SR streams from the master seed (config.json seeds.sr);
+    accepting it silently would suggest it was used."""
+    try:
+        dp = resolve_numerics(source, overrides)
+    except (OSError, ValueError) as e:
+        raise ConfigError(e if str(e).startswith("numerics") else f"numerics: {e}") from None
+    if dp.seed is not None:
+        raise ConfigError(f"numerics: the datapath file {source} sets seed = {dp.seed}, which "
+                          f"a training run does not use (its stochastic-rounding streams "
+                          f"derive from the run's --seed); remove the seed line (it is for "
+                          f"intsim golden) or use a copy without it")
+    return dp.numerics
+
+
 def build_numerics(cfg: RunConfig) -> Numerics:
     """The concrete Numerics of cfg: its preset or datapath file with numerics_overrides, and
     the straight-through rule of the `ste` setting unless that is "numerics" (keep the
     numerics' own)."""
-    try:
-        nm = resolve_numerics(cfg["numerics"], cfg["numerics_overrides"]).numerics
-    except (OSError, ValueError) as e:
-        raise ConfigError(e if str(e).startswith("numerics") else f"numerics: {e}") from None
+    nm = run_numerics(cfg["numerics"], cfg["numerics_overrides"])
     if cfg.get("ste") not in (None, "numerics") and not nm.is_float:
         nm = nm.replace(ste=cfg["ste"])
     return nm

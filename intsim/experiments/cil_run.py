@@ -20,16 +20,32 @@ Output folder (file formats: intsim.formats.run_folder):
   checkpoints/       taskNNN.npz after every task
   accuracy.png       accuracy per task for each classifier + the accuracy matrix
 
-Resume: the latest checkpoint restores model, memory, predictions so far, step counter and SR
-stream state; every other random choice is re-derived from (seed, task index), and trace.h5 is
-cut back to its length at that checkpoint. A resumed run writes the same metrics.json as an
-uninterrupted one. Progress is reported to a RunProgress (intsim.experiments.progress).
+metrics.json is written last: a folder with a metrics.json holds a finished run.
+
+The folder: `out` must be new, empty or an intsim run folder (intsim.experiments.outputs); a
+folder that already holds a run needs resume or overwrite, and overwrite removes only
+intsim's own files. The run holds the folder's OS lock from start to end
+(intsim.formats.ownership): a second run into it fails at once with FolderBusy naming the
+holder.
+
+Resume: the newest valid checkpoint (checksum, task and layout checked; a corrupt newer one is
+skipped with a warning) restores model, memory, predictions so far, step counter and SR stream
+state; every other random choice is re-derived from (seed, task index), and trace.h5 is cut
+back to its length at that checkpoint (or moved aside when it cannot be). A resumed run writes
+the same metrics.json as an uninterrupted one. Progress is reported to a RunProgress
+(intsim.experiments.progress).
+
+Divergence: a non-finite loss, quantizer input or weight stops training (intsim.nn.training.
+Diverged); metrics.json then holds status "diverged", where it happened (task, stage, epoch,
+step, reason) and the metrics of the tasks finished before, and execute raises RunDiverged.
+A normal run's metrics.json has no status key (status "ok" is implied), so it is unchanged.
+
+Storage: a failed write (full disk, permissions) raises intsim.formats.atomic.StorageError
+naming the file; trace.h5 keeps its last good rows, and the run resumes once there is room.
 """
 from __future__ import annotations
 
-import os
 import platform
-import shutil
 from pathlib import Path
 from typing import Mapping, Optional
 
@@ -43,18 +59,29 @@ from intsim.experiments.builders import (build_learner, build_numerics, build_sc
                                          load_data, network_spec, seed_names)
 from intsim.experiments.config import (DEFAULTS, PROTOCOLS, VOLATILE, ConfigError, RunConfig,
                                        resolve_config)
+from intsim.experiments.outputs import check_output_folder, clear_run_folder
 from intsim.experiments.plots import plot_run
 from intsim.experiments.progress import RunProgress
 from intsim.experiments.records import Record, compute_metrics, trace_summary
-from intsim.formats.run_folder import (CHECKPOINT_FORMAT, TRACE_GROUP, checkpoint_path,
-                                       checkpoints, init_trace_file, jsonable, read_checkpoint,
-                                       read_json, trace_rows, truncate_trace, write_checkpoint,
-                                       write_json)
+from intsim.formats.ownership import hold, write_marker
+from intsim.formats.run_folder import (CHECKPOINT_FORMAT, CheckpointError, append_trace,
+                                       checkpoint_path, checkpoints, init_trace_file, jsonable,
+                                       read_checkpoint, read_json, repair_trace, trace_rows,
+                                       write_checkpoint, write_json)
 from intsim.models.learners import Callbacks
+from intsim.nn.training import Diverged
 
-__all__ = ["CILRun", "run", "resolve_config", "ConfigError", "RunConfig"]
-#: files of a run folder that a fresh start (--overwrite) replaces
-OUTPUT_FILES = ("metrics.json", "trace.h5", "trace_summary.json", "accuracy.png")
+__all__ = ["CILRun", "run", "resolve_config", "ConfigError", "RunConfig", "RunDiverged"]
+
+
+class RunDiverged(RuntimeError):
+    """Training diverged; metrics.json holds status "diverged" (module docstring).
+    `where`: task, stage, epoch, step, reason; `metrics`: the document written."""
+
+    def __init__(self, out: Path, diverged: Diverged, metrics: dict):
+        super().__init__(f"{diverged}; wrote {out / 'metrics.json'} with status \"diverged\" "
+                         f"and the metrics of the {metrics['n_tasks']} task(s) finished before")
+        self.out, self.where, self.metrics = out, diverged.where(), metrics
 
 
 def versions() -> dict:
@@ -85,7 +112,7 @@ class _RunCallbacks(Callbacks):
 
     def flush(self):
         if self.trace is not None and len(self.trace):
-            self.trace.to_hdf5(str(self.path), TRACE_GROUP)
+            append_trace(self.trace, self.path)
             self.trace.clear()
 
     def epoch_end(self, learner, t, epoch, mean_loss):
@@ -121,12 +148,7 @@ class CILRun:
         the latest checkpoint when resuming. Raises ConfigError / FileNotFoundError /
         ValueError for bad input (before any training)."""
         cfg = cfg if isinstance(cfg, RunConfig) else RunConfig.from_mapping(cfg)
-        out = Path(cfg["out"])
-        if out.exists() and not out.is_dir():
-            raise ConfigError(f"--out {out} exists and is not a folder")
-        if (out / "config.json").exists() and not (resume or overwrite):
-            raise ConfigError(f"{out} already holds a run (config.json); pass --resume to "
-                              f"continue it, --overwrite to start over, or choose another --out")
+        check_run_folder(Path(cfg["out"]), resume, overwrite)
         numerics = build_numerics(cfg)
         ds = load_data(cfg)
         scenario = build_scenario(cfg, ds)
@@ -136,7 +158,7 @@ class CILRun:
         learner = build_learner(cfg, scenario, spec, numerics)
         run = cls(cfg, ds, scenario, learner, spec, numerics, resume, overwrite)
         run.config_doc = run._config_doc()
-        if resume and (out / "config.json").exists():
+        if resume and (run.out / "config.json").exists():
             run._check_resume()
         return run
 
@@ -189,6 +211,30 @@ class CILRun:
         found = checkpoints(self.ckpt_dir)
         return found[-1] if found else None
 
+    def load_newest_valid_checkpoint(self, progress: RunProgress) -> Optional[dict]:
+        """Load the newest checkpoint that passes every check (a corrupt newer one is skipped
+        with a warning); None when there is none at all; CheckpointError when none is valid."""
+        found = checkpoints(self.ckpt_dir)
+        problems = []
+        for path in reversed(found):
+            try:
+                meta = self.load_checkpoint(path)
+            except CheckpointError as e:
+                problems.append(str(e))
+                progress.warning(f"skipping checkpoint {e}")
+                self.learner = build_learner(self.cfg, self.scenario, self.net_spec,
+                                             self.numerics)          # undo a partial load
+                self.record = Record(self.classifiers)
+                continue
+            if problems:
+                progress.warning(f"resuming from the older checkpoint {path.name} (after "
+                                 f"task {meta['task']})")
+            return meta
+        if problems:
+            raise CheckpointError(f"--resume: no valid checkpoint in {self.ckpt_dir}: "
+                                  + "; ".join(problems) + "; start over with --overwrite")
+        return None
+
     def save_checkpoint(self, t: int) -> Path:
         arrays = self.learner.state_dict()
         arrays.update(self.record.arrays())
@@ -198,10 +244,27 @@ class CILRun:
         return write_checkpoint(checkpoint_path(self.ckpt_dir, t), arrays, meta)
 
     def load_checkpoint(self, path: Path) -> dict:
+        """Restore the state after the task of checkpoint `path`; CheckpointError naming it
+        when it is unreadable, corrupt or not a checkpoint of this run."""
         arrays, meta = read_checkpoint(path)
-        self.learner.load_state(arrays, meta["learner"])
-        self.record = Record.from_arrays(meta["classifiers"], arrays, meta["task"] + 1)
-        self.start_task = meta["task"] + 1
+        task = int(path.stem[4:])
+        problem = (
+            "format" if meta.get("format") != CHECKPOINT_FORMAT else
+            f"task {meta.get('task')!r} (the file name says {task})" if meta.get("task") != task
+            else f"{meta.get('n_tasks')!r} tasks (this run has {self.scenario.n_tasks})"
+            if meta.get("n_tasks") != self.scenario.n_tasks else
+            f"classifiers {meta.get('classifiers')!r}"
+            if meta.get("classifiers") != self.classifiers else
+            "no learner state" if not isinstance(meta.get("learner"), dict) else None)
+        if problem is not None:
+            raise CheckpointError(f"{path}: not a checkpoint of this run ({problem})")
+        try:
+            self.learner.load_state(arrays, meta["learner"])
+            self.record = Record.from_arrays(meta["classifiers"], arrays, task + 1)
+        except (KeyError, ValueError, TypeError, IndexError) as e:
+            raise CheckpointError(f"{path}: its arrays do not fit this run ({type(e).__name__}: "
+                                  f"{e})") from None
+        self.start_task = task + 1
         return meta
 
     # ---------------------------------------------------------------- execution
@@ -215,40 +278,52 @@ class CILRun:
                 "note": note}
 
     def _prepare_output(self, progress: RunProgress) -> None:
-        self.out.mkdir(parents=True, exist_ok=True)
+        """Under the folder's lock: check the folder again, mark it, then either restore the
+        newest valid checkpoint (resume) or clear intsim's own files (a fresh start)."""
+        check_run_folder(self.out, self.resume, self.overwrite)
+        if self.resume and (self.out / "config.json").exists():
+            self._check_resume()
+        write_marker(self.out, "run")
         old, new = self.version_change
         if old != new:
             progress.warning(f"package versions differ from the stored run ({old} -> {new}); "
                              f"results may differ")
-        ck = self.latest_checkpoint() if self.resume else None
-        if ck is not None:
-            meta = self.load_checkpoint(ck)
+        meta = self.load_newest_valid_checkpoint(progress) if self.resume else None
+        if meta is not None:
             self.checkpoint_meta = meta
             if self.trace_path.exists():
-                try:
-                    truncate_trace(self.trace_path, meta["trace_rows"])
-                except OSError:
-                    bad = self.trace_path.with_suffix(".h5.corrupt")
-                    os.replace(self.trace_path, bad)
-                    progress.warning(f"{self.trace_path} was unreadable (moved to {bad}); the "
-                                     f"new trace starts after task {meta['task']}")
+                problem = repair_trace(self.trace_path, meta["trace_rows"])
+                if problem:
+                    progress.warning(f"{problem}; the new trace starts after task {meta['task']}")
             if not self.trace_path.exists():
                 init_trace_file(self.trace_path, self._trace_attrs())
         else:
-            for name in OUTPUT_FILES:
-                p = self.out / name
-                if p.exists():
-                    p.unlink()
-            if self.ckpt_dir.exists():
-                shutil.rmtree(self.ckpt_dir)
+            clear_run_folder(self.out)
             init_trace_file(self.trace_path, self._trace_attrs())
         write_json(self.out / "config.json", self.config_doc)
 
     def execute(self, progress: Optional[RunProgress] = None) -> dict:
-        """Train the remaining tasks, then write metrics.json, trace_summary.json and
-        accuracy.png. Returns the metrics."""
+        """Train the remaining tasks, then write trace_summary.json, accuracy.png and, last,
+        metrics.json. Returns the metrics. Holds the folder's lock throughout (FolderBusy when
+        another process holds it); RunDiverged when training diverged; StorageError when a
+        file cannot be written."""
         progress = progress or RunProgress()
-        self._prepare_output(progress)
+        with hold(self.out, "intsim cil"), np.errstate(over="ignore", invalid="ignore",
+                                                       divide="ignore"):
+            # (a diverging run overflows; it is detected and reported, not warned about)
+            self._prepare_output(progress)
+            try:
+                self._train(progress)
+            except Diverged as e:
+                metrics = {"status": "diverged", "diverged": e.where(),
+                           **self._metrics_so_far()}
+                self._write_results(metrics)
+                raise RunDiverged(self.out, e, metrics) from None
+            metrics = compute_metrics(self.record, self.scenario)
+            self._write_results(metrics)
+        return metrics
+
+    def _train(self, progress: RunProgress) -> None:
         sc = self.scenario
         trace = Trace(events=self.cfg["trace_events"] or None) if self.cfg["trace_every"] \
             else None
@@ -259,7 +334,11 @@ class CILRun:
         progress.run_start(sc.n_tasks, self.start_task)
         try:
             for t in range(self.start_task, sc.n_tasks):
-                self.learner.learn_task(t, cb)
+                try:
+                    self.learner.learn_task(t, cb)
+                except Diverged:
+                    cb.flush()                    # the diverged epoch's records are kept
+                    raise
                 cb.flush()
                 _, y = sc.test_upto(t)
                 self.record.add(y, self.learner.evaluate(t))
@@ -268,13 +347,31 @@ class CILRun:
                                   if len(y) else float("nan"))
         finally:
             progress.run_end()
-        metrics = compute_metrics(self.record, sc)
-        write_json(self.out / "metrics.json", metrics)
+
+    def _metrics_so_far(self) -> dict:
+        """The metrics of the tasks finished so far (n_tasks 0 and no values when none)."""
+        if self.record.y_true:
+            return compute_metrics(self.record, self.scenario)
+        return {"units": "percent", "n_tasks": 0, "classifiers": self.classifiers}
+
+    def _write_results(self, metrics: dict) -> None:
+        """trace_summary.json, accuracy.png (when a task finished), then metrics.json."""
         write_json(self.out / "trace_summary.json", trace_summary(self.trace_path))
-        plot_run(metrics, self.out / "accuracy.png",
-                 title=f"{self.cfg['dataset']} · {self.cfg['method']} · {self.numerics.name} "
-                       f"· seed {self.cfg['seed']}")
-        return metrics
+        if metrics.get("n_tasks"):
+            status = "" if "status" not in metrics else f" · {metrics['status'].upper()}"
+            plot_run(metrics, self.out / "accuracy.png",
+                     title=f"{self.cfg['dataset']} · {self.cfg['method']} · "
+                           f"{self.numerics.name} · seed {self.cfg['seed']}{status}")
+        write_json(self.out / "metrics.json", metrics)
+
+
+def check_run_folder(out: Path, resume: bool, overwrite: bool) -> None:
+    """ConfigError unless `out` may receive this run: new, empty, or an intsim run folder —
+    which, when it already holds a run (config.json), needs resume or overwrite."""
+    if check_output_folder(out, "run") and (out / "config.json").exists() \
+            and not (resume or overwrite):
+        raise ConfigError(f"{out} already holds a run (config.json); pass --resume to "
+                          f"continue it, --overwrite to start over, or choose another --out")
 
 
 def settings_diff(stored: Mapping, current: Mapping) -> list[tuple[str, object, object]]:

@@ -26,7 +26,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Optional
 
-import numpy as np
 
 from intsim.core.checks import FRACTION, NONNEGATIVE_INT, POSITIVE_INT, Rule, check
 from intsim.core.resolve import OVERRIDE_KEYS, numerics_source_path
@@ -255,8 +254,11 @@ def load_toml(path: os.PathLike | str) -> dict:
     if not p.is_file():
         raise ConfigError(f"config file not found: {p}")
     try:
-        with open(p, "rb") as f:
-            data = tomllib.load(f)
+        data = tomllib.loads(p.read_bytes().decode("utf-8"))
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"config file {p}: not UTF-8 text ({e})") from None
+    except OSError as e:
+        raise ConfigError(f"config file {p}: cannot read it ({e.strerror})") from None
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"config file {p}: invalid TOML: {e}") from None
     return {k.replace("-", "_"): v for k, v in data.items()}

@@ -4,6 +4,11 @@
 
 runs one `intsim cil` run per preset and seed into OUT/<preset>-seed<k>/, then writes
 OUT/comparison.png (mean accuracy after each task per preset) and OUT/summary.json (the rows).
+
+OUT follows the output-folder policy of intsim cil (intsim.experiments.outputs): it must be
+new, empty or an intsim demo folder; one that already holds a demo is replaced only with
+overwrite=True (each run folder then loses only intsim's own files), and a folder intsim did
+not make is refused. The demo holds OUT's lock while it runs.
 """
 from __future__ import annotations
 
@@ -15,11 +20,13 @@ from typing import Callable, Optional, Sequence
 import numpy as np
 
 from intsim.experiments.cil_run import CILRun
-from intsim.experiments.config import resolve_config
+from intsim.experiments.config import ConfigError, resolve_config
+from intsim.experiments.outputs import check_output_folder
 from intsim.experiments.plots import plot_comparison
 from intsim.experiments.progress import RunProgress
 from intsim.experiments.records import mean_std
 from intsim.formats.atomic import atomic_write_text
+from intsim.formats.ownership import hold, write_marker
 
 PRESETS = ("fp32", "int4", "hdqt")
 EPOCHS = 100        # the paper's HAR setting
@@ -29,14 +36,30 @@ COLUMNS = (("AIA", "aia"), ("last", "last"), ("forgetting", "forgetting"),
            ("NME AIA", "nme_aia"), ("NME last", "nme_last"))
 
 
+def check_demo_folder(out: Path, overwrite: bool) -> None:
+    """ConfigError unless `out` may receive a demo (module docstring)."""
+    if check_output_folder(out, "demo") and not overwrite:
+        raise ConfigError(f"{out} already holds a demo; pass --overwrite to replace it, or "
+                          f"choose another --out")
+
+
 def run_demo(out: Path, epochs: int, seeds: Sequence[int],
-             progress: Optional[Callable[[str, int], RunProgress]] = None
-             ) -> tuple[list[dict], dict]:
+             progress: Optional[Callable[[str, int], RunProgress]] = None,
+             overwrite: bool = False) -> tuple[list[dict], dict]:
     """Every (preset, seed) run; returns (rows, curves): one row per preset with per-seed
     metrics, event rates and seconds, and the mean accuracy curves per preset.
 
-    progress(preset, seed) gives the RunProgress of one run (default: none)."""
+    progress(preset, seed) gives the RunProgress of one run (default: none); overwrite
+    replaces an earlier demo in `out` (module docstring)."""
     out = Path(out)
+    check_demo_folder(out, overwrite)
+    with hold(out, "intsim demo"):
+        check_demo_folder(out, overwrite)
+        write_marker(out, "demo")
+        return _run_all(out, epochs, seeds, progress)
+
+
+def _run_all(out: Path, epochs: int, seeds: Sequence[int], progress) -> tuple[list[dict], dict]:
     rows, curves = [], {}
     for name in PRESETS:
         row = {"numerics": name, "seeds": list(seeds), "runs": []}

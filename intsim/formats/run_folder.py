@@ -1,26 +1,40 @@
 """The files of an `intsim cil` run folder: JSON documents, checkpoints and the trace file.
 
     config.json, metrics.json, trace_summary.json   JSON (NaN/inf written as null), atomic
-    checkpoints/taskNNN.npz                         learner arrays + "meta_json" (no pickles)
+    checkpoints/taskNNN.npz                         learner arrays + "meta_json" (no pickles);
+                                                    meta "checksum": SHA-256 of the arrays
     trace.h5                                        intsim.core.trace records under group "trace"
 
-Every file is written atomically (a complete file or none). What is in each document is
-decided by intsim.experiments; this module only knows how the files are stored.
+Every file is written atomically (a complete file or none), except trace.h5, which grows by
+appends. HDF5 writes some of its data when its objects are closed, inside destructors that
+cannot report errors; after such a failed write (a full disk) HDF5's caches are inconsistent
+and the next HDF5 call may crash the process (h5py 3.16 / HDF5 2.0 segfault there). So every
+write to trace.h5 first checks that the file system has room for it (`ensure_space`, a
+posix_fallocate probe of a bound on the bytes the write can allocate) and raises StorageError
+naming the file otherwise — HDF5 never sees the full disk and the file keeps its last good
+rows; `repair_trace` rolls a trace back to a checkpoint's row counts on resume (or moves an
+unreadable one aside). Storage failures are StorageError (an OSError) naming the path.
+What is in each document is decided by intsim.experiments; this module only knows how the
+files are stored.
 """
 from __future__ import annotations
 
 import dataclasses
+import errno
+import hashlib
 import json
 import math
 import os
+import zipfile
 from pathlib import Path
 from typing import Any, Optional
 
 import h5py
 import numpy as np
 
+from intsim.core.trace import CHUNK_BYTES, Trace
 from intsim.core.trace import TABLES as TRACE_TABLES
-from intsim.formats.atomic import atomic_path, atomic_write_text
+from intsim.formats.atomic import StorageError, atomic_path, atomic_write_text, storage
 
 TRACE_GROUP = "trace"
 TRACE_OPS = tuple(TRACE_TABLES)      # records and the optional per-event logs
@@ -70,10 +84,26 @@ def checkpoints(folder: Path) -> list[Path]:
     return sorted(folder.glob("task[0-9][0-9][0-9].npz")) if folder.is_dir() else []
 
 
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be used (unreadable, corrupt, or not this run's); names it."""
+
+
+def arrays_checksum(arrays: dict) -> str:
+    """SHA-256 over the arrays in name order: name, dtype, shape and bytes of each."""
+    h = hashlib.sha256()
+    for k in sorted(arrays):
+        a = np.ascontiguousarray(arrays[k])
+        h.update(json.dumps([k, a.dtype.str, list(a.shape)]).encode())
+        h.update(a.tobytes())
+    return h.hexdigest()
+
+
 def write_checkpoint(path: Path, arrays: dict, meta: dict) -> Path:
-    """arrays + meta (JSON, stored as the string array "meta_json") as an npz, atomically and
-    synced to disk."""
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    """arrays + meta (JSON, stored as the string array "meta_json", with "checksum" =
+    arrays_checksum(arrays)) as an npz, atomically and synced to disk."""
+    with storage(path):
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    meta = dict(meta, checksum={"sha256": arrays_checksum(arrays)})
     arrays = dict(arrays, meta_json=np.array(json.dumps(meta)))
     with atomic_path(os.fspath(path)) as tmp:
         with open(tmp, "wb") as f:
@@ -84,10 +114,29 @@ def write_checkpoint(path: Path, arrays: dict, meta: dict) -> Path:
 
 
 def read_checkpoint(path: Path) -> tuple[dict, dict]:
-    """(arrays, meta) of a checkpoint (never unpickles)."""
-    with np.load(path, allow_pickle=False) as z:
-        arrays = {k: z[k] for k in z.files}
-    meta = json.loads(str(arrays.pop("meta_json")))
+    """(arrays, meta) of a checkpoint (never unpickles). CheckpointError naming the file when
+    it is unreadable, truncated or corrupt, or its checksum does not match (checkpoints of
+    older intsim versions have no checksum; their zip CRCs are still checked)."""
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            arrays = {k: z[k] for k in z.files}
+    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zipfile.LargeZipFile,
+            NotImplementedError) as e:
+        raise CheckpointError(f"{path}: not a readable checkpoint ({type(e).__name__}: "
+                              f"{str(e) or 'no detail'})") from None
+    if "meta_json" not in arrays:
+        raise CheckpointError(f"{path}: not an intsim checkpoint (no meta_json)")
+    try:
+        meta = json.loads(str(arrays.pop("meta_json")))
+    except ValueError as e:
+        raise CheckpointError(f"{path}: corrupt meta_json ({e})") from None
+    if not isinstance(meta, dict):
+        raise CheckpointError(f"{path}: corrupt meta_json (not an object)")
+    want = (meta.get("checksum") or {}).get("sha256") if isinstance(meta.get("checksum"),
+                                                                     dict) else None
+    if "checksum" in meta and want != arrays_checksum(arrays):
+        raise CheckpointError(f"{path}: checksum mismatch (the arrays changed after they "
+                              f"were written)")
     return arrays, meta
 
 
@@ -97,7 +146,7 @@ def trace_rows(path: Path) -> dict[str, int]:
     rows = {}
     if not Path(path).exists():
         return rows
-    with h5py.File(path, "r") as f:
+    with storage(path, "read"), h5py.File(path, "r") as f:
         for op in TRACE_OPS:
             key = f"{TRACE_GROUP}/{op}"
             if key in f and "step" in f[key]:
@@ -120,9 +169,89 @@ def truncate_trace(path: Path, rows: dict[str, int]) -> None:
 
 def init_trace_file(path: Path, attrs: dict) -> None:
     """A new, empty trace file with root attributes `attrs` (replacing any file there)."""
-    with h5py.File(path, "w") as f:
+    ensure_space(path, SPACE_MARGIN)
+    with storage(path), h5py.File(path, "w") as f:
         for k, v in attrs.items():
             f.attrs[k] = str(v) if isinstance(v, str) else v
+        f.flush()
+
+
+#: free space kept in reserve beyond the bound of every trace.h5 write (HDF5 metadata)
+SPACE_MARGIN = 1 << 20
+_PROBE = ".intsim-space-probe"
+
+
+def ensure_space(path: Path, nbytes: int) -> None:
+    """StorageError naming `path` unless its file system can allocate `nbytes` now (an
+    allocated, then deleted probe file next to it: quotas count, nothing is written)."""
+    probe = Path(path).parent / _PROBE
+    with storage(path):
+        fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            os.posix_fallocate(fd, 0, int(nbytes))
+        except OSError as e:
+            if e.errno not in (errno.EOPNOTSUPP, errno.EINVAL):
+                raise OSError(e.errno, f"{e.strerror} (no room for {nbytes} bytes)") from None
+            st = os.statvfs(probe)                # no fallocate here: ask for the free space
+            if st.f_bavail * st.f_frsize < nbytes:
+                raise OSError(errno.ENOSPC, f"No space left on device (no room for "
+                                            f"{nbytes} bytes)") from None
+        finally:
+            os.close(fd)
+            os.unlink(probe)
+
+
+def append_bytes_bound(trace: Trace) -> int:
+    """An upper bound (with a 1.5 factor and SPACE_MARGIN) on the bytes appending `trace` to
+    a trace file allocates: per column the new rows plus two chunks (core.trace.CHUNK_BYTES),
+    strings at 16 bytes + their length + 32 of heap per element."""
+    total = 0
+    for cols in trace.columns().values():
+        for arr in cols.values():
+            if arr.dtype.kind == "O":
+                row = 48 + max((len(str(v)) for v in arr), default=0)
+            else:
+                row = arr.dtype.itemsize * int(np.prod(arr.shape[1:], dtype=np.int64))
+            total += len(arr) * row + 2 * max(CHUNK_BYTES, 16 * row)
+    return int(1.5 * total) + SPACE_MARGIN
+
+
+def append_trace(trace: Trace, path: Path) -> None:
+    """Append the records of `trace` to the trace file `path` (group TRACE_GROUP) after
+    checking there is room (module docstring); StorageError naming the file otherwise."""
+    ensure_space(path, append_bytes_bound(trace))
+    with storage(path):
+        trace.to_hdf5(os.fspath(path), TRACE_GROUP)
+
+
+def repair_trace(path: Path, rows: dict[str, int]) -> Optional[str]:
+    """Roll the trace file back to `rows` (a checkpoint's row counts): None when that worked;
+    when the file is unreadable or holds fewer rows than the checkpoint counted, it is moved
+    to <name>.corrupt and a warning text is returned (the caller starts a new trace)."""
+    problem = None
+    try:
+        with h5py.File(path, "r") as f:
+            for op in TRACE_OPS:
+                key = f"{TRACE_GROUP}/{op}"
+                n = rows.get(op, 0)
+                have = {name: d.shape[0] for name, d in f[key].items()} if key in f else {}
+                short = sorted(k for k, m in have.items() if m < n)
+                if short or (n and not have):
+                    problem = (f"its {op} records end before the {n} rows the checkpoint "
+                               f"counted ({', '.join(short) or 'no columns'})")
+                    break
+        if problem is None:
+            ensure_space(path, SPACE_MARGIN)
+            truncate_trace(path, rows)
+            return None
+    except StorageError:
+        raise
+    except Exception as e:                # noqa: BLE001 — any HDF5 failure means unreadable
+        problem = f"it is unreadable ({type(e).__name__}: {e})"
+    bad = Path(f"{path}.corrupt")
+    with storage(bad):
+        os.replace(path, bad)
+    return f"{path} could not be rolled back: {problem}; moved it to {bad}"
 
 
 def trace_attrs(path: Path) -> dict:

@@ -6,6 +6,11 @@
     history = fit(model, X, y, epochs=10, ...)     the notebook level: SGD, history, trace
     evaluate(model, X, y)                          accuracy and loss in eval mode
 
+Divergence: sgd_step raises Diverged (with run_epoch's step counter filled in) when the loss is
+NaN or infinite, when a quantizer meets NaN or Inf inside the step (an integer datapath cannot
+represent them), or when a parameter holds NaN or Inf after the update. Training on never
+produces normal-looking numbers from a diverged model (every prediction class 0).
+
 Every trainer of the project — the CIL learners, the golden-vector writer, the overflow
 report's training runs, the benchmarks — is built from these three, so a training step means
 the same sequence of operations everywhere (and so the same bits). `step_fn(x, y) -> loss`
@@ -15,17 +20,51 @@ the global step counter and the hooks.
 """
 from __future__ import annotations
 
+import math
 import time
 from typing import Callable, Iterator, Optional
 
 import numpy as np
 
+from intsim.core.quantizer import NonFiniteError
 from intsim.nn.losses import cross_entropy
 from intsim.nn.module import Module
 from intsim.nn.optim import SGD
 
 StepFn = Callable[[np.ndarray, np.ndarray], float]
 LossFn = Callable[[np.ndarray, np.ndarray], tuple]
+
+
+class Diverged(ArithmeticError):
+    """Training diverged (module docstring). `reason` says what was non-finite; `step` (the
+    global optimizer step), `task`, `epoch` and `stage` are filled in by the loops above as
+    the exception passes (None where unknown)."""
+
+    def __init__(self, reason: str, step: Optional[int] = None):
+        super().__init__(reason)
+        self.reason, self.step = reason, step
+        self.task: Optional[int] = None
+        self.epoch: Optional[int] = None
+        self.stage: Optional[str] = None
+
+    def where(self) -> dict:
+        """{"task", "stage", "epoch", "step", "reason"} (JSON-ready)."""
+        return {"task": self.task, "stage": self.stage, "epoch": self.epoch, "step": self.step,
+                "reason": self.reason}
+
+    def __str__(self) -> str:
+        at = ", ".join(f"{k} {v}" for k, v in (("task", self.task), ("stage", self.stage),
+                                               ("epoch", self.epoch), ("step", self.step))
+                       if v is not None)
+        return f"training diverged{' at ' + at if at else ''}: {self.reason}"
+
+
+def nonfinite_parameter(optimizer: SGD) -> Optional[str]:
+    """The name of the first trainable parameter holding NaN or Inf, else None."""
+    for name, p, _ in optimizer.named_parameters():
+        if p.size and not (math.isfinite(float(p.min())) and math.isfinite(float(p.max()))):
+            return name
+    return None
 
 
 class TrainHooks:
@@ -52,10 +91,19 @@ def loss_step(model: Module, x: np.ndarray, y: np.ndarray, loss_fn: LossFn = cro
 
 
 def sgd_step(optimizer: SGD, step_fn: StepFn, x: np.ndarray, y: np.ndarray) -> float:
-    """One optimizer step on one mini-batch: zero_grad, step_fn (forward and backward), step."""
+    """One optimizer step on one mini-batch: zero_grad, step_fn (forward and backward), step.
+    Raises Diverged on a non-finite loss, quantizer input or parameter (module docstring)."""
     optimizer.zero_grad()
-    loss = step_fn(x, y)
+    try:
+        loss = step_fn(x, y)
+    except NonFiniteError as e:
+        raise Diverged(f"a quantized operand holds NaN or Inf ({e})") from None
+    if not math.isfinite(float(loss)):
+        raise Diverged(f"the loss is {float(loss)}")
     optimizer.step()
+    bad = nonfinite_parameter(optimizer)
+    if bad is not None:
+        raise Diverged(f"parameter {bad} holds NaN or Inf after the update")
     return loss
 
 
@@ -86,7 +134,11 @@ def run_epoch(step_fn: StepFn, X: np.ndarray, y: np.ndarray, batches, optimizer:
         if transform is not None:
             xb = transform(xb)
         hooks.step_start(step)
-        loss = sgd_step(optimizer, step_fn, xb, y[idx])
+        try:
+            loss = sgd_step(optimizer, step_fn, xb, y[idx])
+        except Diverged as e:
+            e.step = step
+            raise
         hooks.step_end(step, loss)
         step += 1
         losses.append(loss)

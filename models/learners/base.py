@@ -46,6 +46,7 @@ checkpoint after task t continues exactly like an uninterrupted one:
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional, Sequence
 
@@ -59,7 +60,7 @@ from intsim.models.networks import IncrementalNet
 from intsim.models.ties import predict
 from intsim.nn import Module
 from intsim.nn.optim import SGD, ConstantLR, MultiStepLR
-from intsim.nn.training import TrainHooks, epoch_batches, run_epoch
+from intsim.nn.training import Diverged, TrainHooks, epoch_batches, run_epoch
 
 
 @dataclass
@@ -133,6 +134,16 @@ class _StepHooks(TrainHooks):
 
     def step_end(self, step: int, loss: float) -> None:
         self.callbacks.step_end(self.learner, step, loss)
+
+
+@contextmanager
+def diverged_at(task: int, stage: str, epoch: int):
+    """Fill in where a Diverged raised inside the block happened."""
+    try:
+        yield
+    except Diverged as e:
+        e.task, e.stage, e.epoch = task, stage, epoch
+        raise
 
 
 def augment_crop_flip(x: np.ndarray, rng: np.random.Generator, pad: int = 4) -> np.ndarray:
@@ -279,8 +290,10 @@ class Learner:
         cb.stage(self, t, "train", s.epochs)
         for epoch in range(s.epochs):
             self.set_train_mode()
-            losses, self.step = run_epoch(self.step_loss, X, y, self.batches(len(y), shuffle),
-                                          opt, self.step, hooks, transform)
+            with diverged_at(t, "train", epoch):
+                losses, self.step = run_epoch(self.step_loss, X, y,
+                                              self.batches(len(y), shuffle), opt, self.step,
+                                              hooks, transform)
             sched.step()
             self.model.clear_cache()
             if self.teacher is not None:

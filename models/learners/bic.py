@@ -27,7 +27,7 @@ from intsim.nn import Module
 from intsim.nn.training import run_epoch
 
 from intsim.core.checks import FRACTION, POSITIVE, Rule
-from intsim.models.learners.base import Callbacks, Learner, Option
+from intsim.models.learners.base import Callbacks, Learner, Option, diverged_at
 
 
 class BiasLayer(Module):
@@ -169,7 +169,8 @@ class BiC(Learner):
             newest.backward(g)
             return loss
         for epoch in range(s.epochs):          # not traced, no global steps: no step hooks
-            losses, _ = run_epoch(step_fn, z_in, yv, self.batches(len(yv), rng), opt)
+            with diverged_at(t, "bias_correction", epoch):
+                losses, _ = run_epoch(step_fn, z_in, yv, self.batches(len(yv), rng), opt)
             sched.step()
             cb.epoch_end(self, t, epoch, float(np.mean(losses)) if losses else float("nan"))
         newest.freeze()

@@ -2,7 +2,15 @@
 
 A cell's folder is an `intsim cil` run folder plus status.json (and error.txt on failure).
 run_cell is the picklable task the sweep submits; it never raises (a failure becomes a row
-with status "error").
+with status "error"). It holds the cell folder's lock while it runs (a second sweep, or an
+`intsim cil`, into the same folder is refused: status "error", the folder left untouched).
+
+Row status: "ok" (complete), "diverged" (training diverged: neither success nor failure; the
+cell is complete — rerunning would diverge the same way — its metrics columns stay empty and
+`error` says where it diverged), "error" (retried by the next sweep), "missing".
+A cell is "done" when metrics.json is complete and status.json, written last, says "ok" or
+"diverged"; a cell killed between the two resumes (nothing is retrained: its last checkpoint
+is after the last task) and writes both again.
 """
 from __future__ import annotations
 
@@ -15,14 +23,18 @@ import traceback
 from pathlib import Path
 from typing import Mapping, Optional, Union
 
-from intsim.experiments.cil_run import run, settings_diff
+from intsim.experiments.cil_run import RunDiverged, run, settings_diff
 from intsim.experiments.config import ConfigError
 from intsim.experiments.records import evaluation_text, trace_summary
 from intsim.experiments.sweep.cluster import sync_numba_config, thread_limits
 from intsim.experiments.sweep.grid import Cell
 from intsim.experiments.sweep.tables import CURVES, SCALAR_METRICS, STATUS_COLUMNS
 from intsim.formats.atomic import atomic_write_text
+from intsim.formats.ownership import FolderBusy, hold
 from intsim.formats.run_folder import checkpoints, read_json, write_json
+
+#: row statuses of a cell that is complete (not run again)
+COMPLETE = ("ok", "diverged")
 
 
 def settings_differ(cell_dir: Union[str, os.PathLike], cfg: Mapping) -> list[str]:
@@ -34,17 +46,29 @@ def settings_differ(cell_dir: Union[str, os.PathLike], cfg: Mapping) -> list[str
     return [k for k, _, _ in settings_diff(doc.get("settings", {}), cfg)]
 
 
+def _complete(d: Path) -> Optional[str]:
+    """"ok" / "diverged" when the cell folder holds a complete result (metrics.json and the
+    status.json written after it agree), else None."""
+    m = read_json(d / "metrics.json")
+    st = read_json(d / "status.json")
+    if not (isinstance(m, dict) and isinstance(st, dict)):
+        return None
+    status = m.get("status", "ok")
+    if status == "ok" and "aia" not in m:
+        return None
+    return status if st.get("status") == status and status in COMPLETE else None
+
+
 def cell_state(cell: Union[Cell, dict]) -> str:
-    """"done" (complete metrics.json, same settings), "resume" (a started run), "changed" (a
-    stored run with other settings), or "new"."""
+    """"done" (a complete result: ok or diverged, same settings), "resume" (a started run),
+    "changed" (a stored run with other settings), or "new"."""
     c = cell if isinstance(cell, dict) else cell.to_dict()
     d = Path(c["dir"])
     if not (d / "config.json").exists():
         return "new"
     if settings_differ(d, c["cfg"]):
         return "changed"
-    m = read_json(d / "metrics.json")
-    return "done" if isinstance(m, dict) and "aia" in m else "resume"
+    return "done" if _complete(d) else "resume"
 
 
 def _base_row(c: dict) -> dict:
@@ -75,8 +99,13 @@ def row_from_dir(cell: Union[Cell, dict]) -> dict:
     status = read_json(d / "status.json") or {}
     for k in ("seconds", "worker", "resumed_from_task", "numerics_name"):
         row[k] = status.get(k)
+    complete = _complete(d)
+    if complete == "diverged":
+        row["status"] = "diverged"
+        row["error"] = status.get("error")
+        return row
     m = read_json(d / "metrics.json")
-    if not (isinstance(m, dict) and "aia" in m):
+    if complete is None:
         row["status"] = status.get("status") if status.get("status") == "error" else "missing"
         row["error"] = status.get("error")
         return row
@@ -115,6 +144,19 @@ def run_cell(cell: dict) -> dict:
     t0 = time.perf_counter()
     worker = f"{socket.gethostname()}:{os.getpid()}"
     try:
+        if cell_state(cell) in ("done", "changed"):      # nothing to write: no lock needed
+            return _run_held(cell, d, t0, worker)
+        with hold(d, f"intsim sweep cell {cell['id']}"):
+            return _run_held(cell, d, t0, worker)
+    except FolderBusy as e:            # another run is in it: leave its files alone
+        return _error_row(cell, e, "", time.perf_counter() - t0, worker, write=False)
+    except Exception as e:       # noqa: BLE001 — a failing cell must not stop the sweep
+        return _error_row(cell, e, traceback.format_exc(), time.perf_counter() - t0, worker)
+
+
+def _run_held(cell: dict, d: Path, t0: float, worker: str) -> dict:
+    """run_cell's work, with the cell folder's lock held."""
+    try:
         state = cell_state(cell)
         if state == "done":
             row = row_from_dir(cell)
@@ -133,11 +175,17 @@ def run_cell(cell: dict) -> dict:
         for stale in ("error.txt", "status.json"):
             (d / stale).unlink(missing_ok=True)
         sync_numba_config()
+        status: dict = {"status": "ok"}
         with thread_limits(cell.get("threads", 1)):
-            run(cell["cfg"], resume=state == "resume")
-        seconds = time.perf_counter() - t0
+            try:
+                run(cell["cfg"], resume=state == "resume")
+            except RunDiverged as e:
+                w = e.where
+                status = {"status": "diverged", "diverged": w,
+                          "error": f"diverged at task {w['task']} ({w['stage']}), epoch "
+                                   f"{w['epoch']}, step {w['step']}: {w['reason']}"}
         cfg_doc = read_json(d / "config.json") or {}
-        _write_status(d, {"status": "ok", "seconds": seconds, "worker": worker,
+        _write_status(d, {**status, "seconds": time.perf_counter() - t0, "worker": worker,
                           "resumed_from_task": resumed_from,
                           "numerics_name": (cfg_doc.get("numerics_spec") or {}).get("name")})
         return row_from_dir(cell)

@@ -17,6 +17,10 @@ from typing import Optional
 
 import numba
 
+from intsim.experiments.config import ConfigError
+
+#: seconds to wait for the scheduler given with --scheduler before giving up
+SCHEDULER_TIMEOUT = 10
 THREAD_ENV_VARS = ("NUMBA_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS",
                    "MKL_NUM_THREADS")
 
@@ -114,7 +118,12 @@ def dask_client(scheduler=None, workers: Optional[int] = None, threads: int = 1,
         if isinstance(scheduler, Client):
             yield scheduler
             return
-        client = Client(scheduler)
+        try:
+            client = Client(scheduler, timeout=SCHEDULER_TIMEOUT)
+        except (OSError, TimeoutError, ValueError, TypeError) as e:
+            raise ConfigError(f"--scheduler: cannot reach a Dask scheduler at {scheduler!r} "
+                              f"within {SCHEDULER_TIMEOUT} s ({type(e).__name__}: {e}); check "
+                              f"the address and that the scheduler runs") from None
         try:
             yield client
         finally:

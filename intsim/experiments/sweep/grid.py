@@ -45,8 +45,9 @@ from typing import Any, Optional, Union
 
 from intsim.core.modes import ACCUMULATORS, OPERANDS
 from intsim.core.numerics import Numerics
-from intsim.core.resolve import numerics_source_path, resolve_numerics
+from intsim.core.resolve import numerics_source_path
 from intsim.datasets.registry import DATASET_NAMES
+from intsim.experiments.builders import run_numerics
 from intsim.experiments.config import DEFAULTS, ConfigError, RunConfig, resolve_config
 from intsim.models.learners import METHOD_NAMES
 
@@ -111,7 +112,12 @@ class Grid:
         p = Path(path).expanduser()
         if not p.is_file():
             raise GridError(f"grid file not found: {p}")
-        text = p.read_text(encoding="utf-8")
+        try:
+            text = p.read_bytes().decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise GridError(f"grid file {p}: not UTF-8 text ({e})") from None
+        except OSError as e:
+            raise GridError(f"grid file {p}: cannot read it ({e.strerror})") from None
         try:
             doc = tomllib.loads(text)
         except tomllib.TOMLDecodeError as e:
@@ -310,9 +316,9 @@ def _check_knob(key: str, v: Any) -> Any:
 
 def _load_numerics(src: str) -> Numerics:
     try:
-        return resolve_numerics(src).numerics
-    except (OSError, ValueError) as e:
-        raise GridError(f"grid: numerics: {e}") from None
+        return run_numerics(src)
+    except ConfigError as e:
+        raise GridError(f"grid: {e}") from None
 
 
 def knob_overrides(base: Numerics, knobs: dict, label: Optional[str] = None) -> dict:

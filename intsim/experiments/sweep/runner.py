@@ -1,4 +1,8 @@
-"""Running a sweep: every cell not complete yet, then the results, summary and plots."""
+"""Running a sweep: every cell not complete yet, then the results, summary and plots.
+
+The sweep folder follows intsim's output-folder policy (intsim.experiments.outputs: new,
+empty, or an intsim sweep folder, which is continued) and is locked while the sweep runs, so
+a second sweep into it is refused at once; each cell folder is locked by its cell as well."""
 from __future__ import annotations
 
 import asyncio
@@ -11,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional, Union
 
+from intsim.experiments.outputs import check_output_folder
 from intsim.experiments.progress import SweepProgress
 from intsim.experiments.sweep.cells import _error_row, cell_state, row_from_dir, run_cell
 from intsim.experiments.sweep.cluster import dask_client, default_workers
@@ -18,6 +23,7 @@ from intsim.experiments.sweep.grid import Cell, Grid
 from intsim.experiments.sweep.plots import sweep_plots
 from intsim.experiments.sweep.tables import results_frame, summarize, write_results
 from intsim.formats.atomic import atomic_path, atomic_write_text
+from intsim.formats.ownership import hold, write_marker
 from intsim.formats.run_folder import jsonable
 
 
@@ -31,8 +37,9 @@ class SweepResult:
     plots: list
     n_run: int
     n_skipped: int
-    n_failed: int
+    n_failed: int                    # cells that did not succeed and did not diverge
     seconds: float
+    n_diverged: int = 0              # cells whose training diverged (a recorded result)
 
 
 def run_sweep(grid: Union[Grid, str, os.PathLike], out: Union[str, os.PathLike],
@@ -42,14 +49,24 @@ def run_sweep(grid: Union[Grid, str, os.PathLike], out: Union[str, os.PathLike],
     """Run every cell of `grid` that is not complete yet (intsim.experiments.sweep), then
     write results, summary.csv and the plots into `out`. Returns a SweepResult.
 
-    quiet silences the Dask cluster's logs; progress receives the sweep's events."""
-    progress = progress or SweepProgress()
-    t_start = time.perf_counter()
+    quiet silences the Dask cluster's logs; progress receives the sweep's events.
+    ConfigError for an output folder intsim may not use, FolderBusy when another sweep
+    holds it."""
     if not isinstance(grid, Grid):
         grid = Grid.load(grid)
     out = Path(out).expanduser().resolve()
     cells = grid.cells(out, threads=threads)
-    out.mkdir(parents=True, exist_ok=True)
+    check_output_folder(out, "sweep")
+    with hold(out, "intsim sweep"):
+        check_output_folder(out, "sweep")
+        write_marker(out, "sweep")
+        return _sweep(grid, cells, out, scheduler, workers, threads, quiet, plots,
+                      progress or SweepProgress())
+
+
+def _sweep(grid, cells, out, scheduler, workers, threads, quiet, plots,
+           progress: SweepProgress) -> SweepResult:
+    t_start = time.perf_counter()
     if grid.text is not None:
         atomic_write_text(os.fspath(out / "grid.toml"), grid.text)
     atomic_write_text(os.fspath(out / "cells.json"), json.dumps(jsonable(
@@ -91,11 +108,12 @@ def run_sweep(grid: Union[Grid, str, os.PathLike], out: Union[str, os.PathLike],
     with atomic_path(os.fspath(summary_path)) as tmp:
         summary.to_csv(tmp, index=False)
     written = sweep_plots(results, summary, out) if plots else []
-    n_failed = int((results["status"] != "ok").sum())
+    n_diverged = int((results["status"] == "diverged").sum())
+    n_failed = int((results["status"] != "ok").sum()) - n_diverged
     return SweepResult(cells=cells, results=results, summary=summary, results_path=results_path,
                        summary_path=summary_path, plots=written, n_run=len(todo),
                        n_skipped=n_skipped, n_failed=n_failed,
-                       seconds=time.perf_counter() - t_start)
+                       seconds=time.perf_counter() - t_start, n_diverged=n_diverged)
 
 
 def _run_on_dask(todo: list, done, scheduler, workers, threads, quiet) -> None:

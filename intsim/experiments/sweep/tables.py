@@ -136,7 +136,8 @@ def read_results(path: Union[str, os.PathLike]):
 
 def summarize(results):
     """Per configuration (the cell's group: every field but the seed): n_seeds (successful
-    runs), n_failed, seeds, and <metric>_mean / <metric>_std over the successful seeds
+    runs), n_failed (errors), n_diverged (runs whose training diverged), seeds, and
+    <metric>_mean / <metric>_std over the successful seeds
     (aggregate_seeds, sample std; NaN with one seed or when a seed's value is missing), plus
     the mean per-task curve as JSON (accuracy_curve_mean_json)."""
     fields = [c for c in field_columns(results) if c != "seed"]
@@ -144,7 +145,9 @@ def summarize(results):
     for group, g in results.groupby("group", sort=False):
         ok = g[g["status"] == "ok"]
         rec = {"group": group, **{c: g[c].iloc[0] for c in fields},
-               "n_seeds": int(len(ok)), "n_failed": int(len(g) - len(ok)),
+               "n_seeds": int(len(ok)),
+               "n_failed": int(len(g) - len(ok) - (g["status"] == "diverged").sum()),
+               "n_diverged": int((g["status"] == "diverged").sum()),
                "evaluation": " / ".join(sorted(set(ok["evaluation"].dropna()))) or None,
                "seeds": " ".join(str(int(s)) for s in ok["seed"])}
         for m in SCALAR_METRICS:
@@ -194,14 +197,15 @@ def format_summary(summary) -> str:
             return "—"
         return f"{mean:.2f}" if pd.isna(sd) else f"{mean:.2f} ± {sd:.2f}"
     head = ["dataset", "method", "numerics", "evaluation", "seeds",
-            *(c for c, _ in TABLE_COLUMNS), "sat.events/op", "failed"]
+            *(c for c, _ in TABLE_COLUMNS), "sat.events/op", "failed", "diverged"]
     body = []
     for _, r in summary.iterrows():
         ev = r["event_rate_mean"]
         body.append([str(r["dataset"]), str(r["method"]), config_label(r, fields),
                      str(r.get("evaluation") or "—"), str(r["n_seeds"]),
                      *(ms(r, m) for _, m in TABLE_COLUMNS),
-                     "—" if pd.isna(ev) else f"{ev:.2e}", str(r["n_failed"])])
+                     "—" if pd.isna(ev) else f"{ev:.2e}", str(r["n_failed"]),
+                     str(r.get("n_diverged", 0))])
     widths = [max(len(x[i]) for x in [head] + body) for i in range(len(head))]
 
     def line(cells):

@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
+from intsim.cli.common import error
 from intsim.experiments import bench
 
 DESCRIPTION = ("Time intsim's kernels and an FCNet training step against a baseline measured "
@@ -21,6 +23,13 @@ def register(subparsers) -> None:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
+    if args.json:                      # before minutes of timing, not after
+        target = Path(args.json)
+        if target.is_dir():
+            return error("bench", f"--json: {target} is a folder; give a file name")
+        parent = next((p for p in target.parents if p.exists()), None)
+        if parent is not None and not parent.is_dir():
+            return error("bench", f"--json: {parent} is not a folder")
     records = bench.run(quick=args.quick, only=args.only, json_path=args.json)
     print(bench.format_table(records))
     return 0

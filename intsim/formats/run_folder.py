@@ -177,7 +177,7 @@ def init_trace_file(path: Path, attrs: dict) -> None:
 
 
 #: free space kept in reserve beyond the bound of every trace.h5 write (HDF5 metadata)
-SPACE_MARGIN = 1 << 20
+SPACE_MARGIN = 256 << 10
 _PROBE = ".intsim-space-probe"
 
 
@@ -202,9 +202,11 @@ def ensure_space(path: Path, nbytes: int) -> None:
 
 
 def append_bytes_bound(trace: Trace) -> int:
-    """An upper bound (with a 1.5 factor and SPACE_MARGIN) on the bytes appending `trace` to
-    a trace file allocates: per column the new rows plus two chunks (core.trace.CHUNK_BYTES),
-    strings at 16 bytes + their length + 32 of heap per element."""
+    """An upper bound on the bytes appending `trace` to a trace file allocates: per column the
+    new rows plus one chunk (core.trace.chunk_rows: at least CHUNK_BYTES or 16 rows; appending
+    k rows to n allocates chunks floor(n/c) .. floor((n+k-1)/c), at most k/c + 1 of them),
+    strings at 16 bytes + their length + 32 of heap per element; times 1.25, plus
+    SPACE_MARGIN for HDF5's metadata."""
     total = 0
     for cols in trace.columns().values():
         for arr in cols.values():
@@ -212,8 +214,8 @@ def append_bytes_bound(trace: Trace) -> int:
                 row = 48 + max((len(str(v)) for v in arr), default=0)
             else:
                 row = arr.dtype.itemsize * int(np.prod(arr.shape[1:], dtype=np.int64))
-            total += len(arr) * row + 2 * max(CHUNK_BYTES, 16 * row)
-    return int(1.5 * total) + SPACE_MARGIN
+            total += len(arr) * row + max(CHUNK_BYTES, 16 * row)
+    return int(1.25 * total) + SPACE_MARGIN
 
 
 def append_trace(trace: Trace, path: Path) -> None:

@@ -59,7 +59,7 @@ from intsim.experiments.builders import (build_learner, build_numerics, build_sc
                                          load_data, network_spec, seed_names)
 from intsim.experiments.config import (DEFAULTS, PROTOCOLS, VOLATILE, ConfigError, RunConfig,
                                        resolve_config)
-from intsim.experiments.outputs import check_output_folder, clear_run_folder
+from intsim.experiments.outputs import check_output_folder, clear_run_folder, remove_leftovers
 from intsim.experiments.plots import plot_run
 from intsim.experiments.progress import RunProgress
 from intsim.experiments.records import Record, compute_metrics, trace_summary
@@ -284,6 +284,7 @@ class CILRun:
         if self.resume and (self.out / "config.json").exists():
             self._check_resume()
         write_marker(self.out, "run")
+        remove_leftovers(self.out)
         old, new = self.version_change
         if old != new:
             progress.warning(f"package versions differ from the stored run ({old} -> {new}); "

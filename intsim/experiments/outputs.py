@@ -19,6 +19,7 @@ anything else a user put into the folder. Each command holds the folder's lock w
 """
 from __future__ import annotations
 
+import fnmatch
 import os
 from pathlib import Path
 from typing import Optional
@@ -30,7 +31,7 @@ from intsim.formats.run_folder import read_json
 #: the files intsim writes into a run folder (what --overwrite may remove)
 RUN_FILES = ("config.json", "metrics.json", "trace.h5", "trace_summary.json", "accuracy.png",
              "trace.h5.corrupt", "status.json", "error.txt", ".intsim-space-probe")
-RUN_DIRS = {"checkpoints": "task[0-9][0-9][0-9].npz*"}
+RUN_DIRS = {"checkpoints": "task[0-9][0-9][0-9].npz"}
 #: kind -> (main file of a folder made before markers existed, keys it must hold)
 LEGACY = {"run": ("config.json", {"settings", "scenario", "seeds"}),
           "demo": ("summary.json", {"epochs", "seeds", "rows"}),
@@ -69,6 +70,19 @@ def check_output_folder(folder: os.PathLike | str, kind: str, flag: str = "--out
     raise ConfigError(f"{flag} {p} is not empty ({shown}) and was not made by intsim (no "
                       f"{MARKER}); intsim writes only into a new, empty or intsim-made folder "
                       f"and never deletes what it did not write: choose another {flag}")
+
+
+def remove_leftovers(folder: os.PathLike | str) -> list[str]:
+    """Remove the temporary files a killed atomic write of intsim's left in a run folder."""
+    removed = []
+    for d in (Path(folder), Path(folder) / "checkpoints"):
+        if d.is_dir():
+            for p in d.glob(".tmp-*"):
+                if p.is_file() and (p.name.endswith(RUN_FILES) or fnmatch.fnmatch(
+                        p.name, ".tmp-*" + RUN_DIRS["checkpoints"])):
+                    p.unlink()
+                    removed.append(os.fspath(p.relative_to(folder)))
+    return removed
 
 
 def clear_run_folder(folder: os.PathLike | str) -> list[str]:

@@ -82,8 +82,8 @@ def remove_own_files(folder: os.PathLike | str, names: Iterable[str],
                      dirs: Optional[dict[str, str]] = None) -> list[str]:
     """Delete the files `names` of `folder`, intsim's own leftovers of atomic writes
     (".tmp-*<name>"), and in each sub-folder of `dirs` (name -> glob pattern) the files
-    matching the pattern (the sub-folder itself only if that empties it). Anything else is
-    left alone. Returns the relative paths removed."""
+    matching the pattern or ".tmp-*<pattern>" (the sub-folder itself only if that empties
+    it). Anything else is left alone. Returns the relative paths removed."""
     p = Path(folder)
     removed = []
     names = list(names)
@@ -100,7 +100,7 @@ def remove_own_files(folder: os.PathLike | str, names: Iterable[str],
         d = p / sub
         if not d.is_dir():
             continue
-        for f in sorted(d.glob(pattern)) + sorted(d.glob(".tmp-*")):
+        for f in sorted(d.glob(pattern)) + sorted(d.glob(".tmp-*" + pattern)):
             if f.is_file():
                 f.unlink()
                 removed.append(f"{sub}/{f.name}")

@@ -118,6 +118,14 @@ def read_checkpoint(path: Path) -> tuple[dict, dict]:
     it is unreadable, truncated or corrupt, or its checksum does not match (checkpoints of
     older intsim versions have no checksum; their zip CRCs are still checked)."""
     try:
+        with open(path, "rb") as f:
+            head = f.read(4)
+    except OSError as e:
+        raise CheckpointError(f"{path}: cannot read it ({e.strerror})") from None
+    if head != b"PK\x03\x04":
+        raise CheckpointError(f"{path}: not a readable checkpoint (not an .npz archive: "
+                              f"{'empty file' if not head else 'no zip signature'})")
+    try:
         with np.load(path, allow_pickle=False) as z:
             arrays = {k: z[k] for k in z.files}
     except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zipfile.LargeZipFile,

@@ -16,9 +16,9 @@ from __future__ import annotations
 import sys
 
 BAD_INPUT, DIVERGED, STORAGE, INTERRUPTED = 2, 3, 4, 130
-EXIT_CODES_HELP = ("exit status: 0 success; 2 bad input (one line on stderr); 3 training "
-                   "diverged (metrics.json has status \"diverged\"); 4 an output file could "
-                   "not be written (resume once fixed); 130 interrupted")
+EXIT_CODES_HELP = ("exit status: 0 success; 2 bad input (one line on stderr); 3 training\n"
+                   "diverged (metrics.json has status \"diverged\"); 4 an output file could\n"
+                   "not be written (continue with --resume once fixed); 130 interrupted")
 
 
 def error(command: str, message: object, code: int = BAD_INPUT) -> int:

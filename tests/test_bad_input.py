@@ -572,3 +572,36 @@ def test_every_entry_point_is_covered_and_the_counts_are_reported():
         assert entries[entry] > 0, entry
     outcomes = Counter(c.outcome for c in CASES)
     assert outcomes["clear error"] > 200 and outcomes["recorded status"] >= 2 and outcomes["handled"] >= 5
+
+
+@pytest.mark.parametrize("bad", [dict(x=np.array([np.nan], np.float32)), dict(signed=False),
+                                 dict(clip=1e-50), dict(scale=1e39), dict(bits=1)])
+def test_a_refused_quantize_draws_nothing_from_the_sr_stream(bad):
+    stream = SRStream(7)
+    kw = {"x": X, "bits": 4, **bad}
+    with pytest.raises(ValueError):
+        quantize(kw.pop("x"), kw.pop("bits"), rounding="stochastic", rng=stream, **kw)
+    assert stream.state() == SRStream(7).state()
+    a = quantize(X, 4, rounding="stochastic", rng=stream)
+    b = quantize(X, 4, rounding="stochastic", rng=SRStream(7))
+    assert np.array_equal(a.codes, b.codes)
+
+
+def test_the_linear_operator_declares_its_operand_ranges(monkeypatch):
+    import intsim.core.linear_op as op
+    from intsim.core.linear_op import linear_backward, linear_forward
+    seen = []
+    real = op.int_matmul
+
+    def spy(a, b, acc, **kw):
+        seen.append((kw["label"], kw["a_range"], kw["b_range"]))
+        return real(a, b, acc, **kw)
+    monkeypatch.setattr(op, "int_matmul", spy)
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((1, 8, 16)).astype(np.float32)
+    W = rng.standard_normal((12, 16)).astype(np.float32)
+    y, ctx = linear_forward(x, W, preset("hdqt"), SRStream(0), label="l")
+    linear_backward(np.ones_like(y), ctx)
+    ranges = {label: (a, b) for label, a, b in seen}
+    assert ranges["l/fwd"] == ((-7, 15), (-7, 7))          # auto-signed activations, weights
+    assert ranges["l/grad_in"] == ((-7, 7), (-7, 7)) and ranges["l/grad_w"] == ((-7, 7), (-7, 7))

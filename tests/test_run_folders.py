@@ -17,26 +17,11 @@ from intsim.cli import main
 from intsim.experiments.outputs import RUN_FILES
 from intsim.formats.ownership import LOCK, MARKER, FolderBusy, hold, read_marker
 
-CONFIG = """\
-dataset = "synthetic"
-method = "icarl"
-numerics = "{numerics}"
-epochs = {epochs}
-batch_size = 16
-lr = 0.05
-memory = 36
-hidden = 24
-[dataset_params]
-n_classes = 6
-n_subjects = 4
-windows_per_cell = 10
-"""
+from test_cil_cli import tiny_config
 
 
 def config(folder: Path, epochs=1, numerics="fp32") -> Path:
-    p = folder / f"c{epochs}{numerics}.toml"
-    p.write_text(CONFIG.format(epochs=epochs, numerics=numerics))
-    return p
+    return Path(tiny_config(folder, "icarl", numerics, epochs, name=f"c{epochs}{numerics}.toml"))
 
 
 def cil(capsys, *argv):

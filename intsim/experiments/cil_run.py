@@ -66,7 +66,8 @@ from intsim.experiments.records import Record, compute_metrics, trace_summary
 from intsim.formats.ownership import hold, write_marker
 from intsim.formats.run_folder import (CHECKPOINT_FORMAT, CheckpointError, append_trace,
                                        checkpoint_path, checkpoints, init_trace_file, jsonable,
-                                       read_checkpoint, read_json, repair_trace, trace_rows,
+                                       read_checkpoint, read_json, remove_space_probe,
+                                       repair_trace, trace_rows,
                                        write_checkpoint, write_json)
 from intsim.models.learners import Callbacks
 from intsim.nn.training import Diverged
@@ -312,16 +313,19 @@ class CILRun:
         with hold(self.out, "intsim cil"), np.errstate(over="ignore", invalid="ignore",
                                                        divide="ignore"):
             # (a diverging run overflows; it is detected and reported, not warned about)
-            self._prepare_output(progress)
             try:
-                self._train(progress)
-            except Diverged as e:
-                metrics = {"status": "diverged", "diverged": e.where(),
-                           **self._metrics_so_far()}
+                self._prepare_output(progress)
+                try:
+                    self._train(progress)
+                except Diverged as e:
+                    metrics = {"status": "diverged", "diverged": e.where(),
+                               **self._metrics_so_far()}
+                    self._write_results(metrics)
+                    raise RunDiverged(self.out, e, metrics) from None
+                metrics = compute_metrics(self.record, self.scenario)
                 self._write_results(metrics)
-                raise RunDiverged(self.out, e, metrics) from None
-            metrics = compute_metrics(self.record, self.scenario)
-            self._write_results(metrics)
+            finally:
+                remove_space_probe(self.out)
         return metrics
 
     def _train(self, progress: RunProgress) -> None:

@@ -155,9 +155,7 @@ class RunConfig:
     lr_gamma: float = setting(0.1, GAMMA_RULE)
     momentum: float = setting(0.9, SGD_RULES["momentum"])
     weight_decay: float = setting(2e-4, SGD_RULES["weight_decay"])
-    batch_size: Optional[int] = setting(None, Rule(
-        "int", minimum=2, why="a trailing mini-batch of one sample is dropped, as BatchNorm "
-                              "needs two: batch_size 1 would train nothing"))
+    batch_size: Optional[int] = setting(None, _POS)     # 1 only with keep_single_batch
     eval_batch_size: Optional[int] = setting(None, _POS)      # None: batch_size
     memory: Optional[int] = setting(None, _NONNEG)
     memory_mode: str = setting("fixed_total", Rule("str", choices=("fixed_total", "per_class")))
@@ -281,6 +279,10 @@ def resolve_config(cli: Optional[Mapping[str, Any]] = None,
                               f"it in the --config file)")
     protocol = user.get("protocol") or DEFAULTS["protocol"]
     values = {**DEFAULTS, **DATASET_DEFAULTS[user["dataset"]], **PROTOCOLS[protocol], **user}
+    if values["batch_size"] == 1 and not values["keep_single_batch"]:
+        raise ConfigError("batch_size: must be >= 2, got 1 (a mini-batch of one sample is "
+                          "dropped, as BatchNorm needs two: batch_size 1 would train nothing; "
+                          "keep_single_batch = true keeps such batches)")
     values["eval_batch_size"] = values["eval_batch_size"] or values["batch_size"]
     values["feature_batch_size"] = values["feature_batch_size"] or values["eval_batch_size"]
     if values["n_test_subjects"] is not None and values["test_fraction"] is not None:

@@ -190,11 +190,12 @@ _PROBE = ".intsim-space-probe"
 
 
 def ensure_space(path: Path, nbytes: int) -> None:
-    """StorageError naming `path` unless its file system can allocate `nbytes` now (an
-    allocated, then deleted probe file next to it: quotas count, nothing is written)."""
+    """StorageError naming `path` unless its file system can allocate `nbytes` now (a probe
+    file next to it is allocated that size, then truncated to 0: quotas count, nothing is
+    written; remove_space_probe deletes it at the end of a run)."""
     probe = Path(path).parent / _PROBE
     with storage(path):
-        fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        fd = os.open(probe, os.O_WRONLY | os.O_CREAT, 0o600)
         try:
             os.posix_fallocate(fd, 0, int(nbytes))
         except OSError as e:
@@ -205,18 +206,26 @@ def ensure_space(path: Path, nbytes: int) -> None:
                 raise OSError(errno.ENOSPC, f"No space left on device (no room for "
                                             f"{nbytes} bytes)") from None
         finally:
-            os.close(fd)
-            os.unlink(probe)
+            try:
+                os.ftruncate(fd, 0)
+            finally:
+                os.close(fd)
 
 
-def append_bytes_bound(trace: Trace) -> int:
+def remove_space_probe(folder: Path) -> None:
+    """Delete the (empty) probe file of ensure_space in `folder`, if any."""
+    (Path(folder) / _PROBE).unlink(missing_ok=True)
+
+
+def append_bytes_bound(trace: Trace | dict) -> int:
     """An upper bound on the bytes appending `trace` to a trace file allocates: per column the
     new rows plus one chunk (core.trace.chunk_rows: at least CHUNK_BYTES or 16 rows; appending
     k rows to n allocates chunks floor(n/c) .. floor((n+k-1)/c), at most k/c + 1 of them),
     strings at 16 bytes + their length + 32 of heap per element; times 1.25, plus
     SPACE_MARGIN for HDF5's metadata."""
     total = 0
-    for cols in trace.columns().values():
+    columns = trace.columns() if isinstance(trace, Trace) else trace
+    for cols in columns.values():
         for arr in cols.values():
             if arr.dtype.kind == "O":
                 row = 48 + max((len(str(v)) for v in arr), default=0)
@@ -229,9 +238,10 @@ def append_bytes_bound(trace: Trace) -> int:
 def append_trace(trace: Trace, path: Path) -> None:
     """Append the records of `trace` to the trace file `path` (group TRACE_GROUP) after
     checking there is room (module docstring); StorageError naming the file otherwise."""
-    ensure_space(path, append_bytes_bound(trace))
+    columns = trace.columns()
+    ensure_space(path, append_bytes_bound(columns))
     with storage(path):
-        trace.to_hdf5(os.fspath(path), TRACE_GROUP)
+        trace.to_hdf5(os.fspath(path), TRACE_GROUP, columns)
 
 
 def repair_trace(path: Path, rows: dict[str, int]) -> Optional[str]:

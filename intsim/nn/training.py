@@ -8,8 +8,8 @@
 
 Divergence: sgd_step raises Diverged (with run_epoch's step counter filled in) when the loss is
 NaN or infinite, when a quantizer meets NaN or Inf inside the step (an integer datapath cannot
-represent them), or when a parameter holds NaN or Inf after the update. Training on never
-produces normal-looking numbers from a diverged model (every prediction class 0).
+represent them), or when a parameter holds NaN or Inf after the update — so a diverged model
+never goes on to produce normal-looking numbers (before: every prediction class 0, exit 0).
 
 Every trainer of the project — the CIL learners, the golden-vector writer, the overflow
 report's training runs, the benchmarks — is built from these three, so a training step means

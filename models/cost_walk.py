@@ -11,13 +11,10 @@ touched (no SR stream draws, no trace, no parameter or BatchNorm statistic of th
 changes). Each call is then booked under the numerics the real module has, by the rules of
 intsim.nn.costs (layers, losses, SGD) and intsim.core.costs (the linear operator).
 
-Beyond the layers (per step): the loss terms of each method (`loss_terms`), one SGD step over
-every trained parameter, and the read of the input batch. Per task (`task_train_ledger`,
-`task_eval_ledger`): the training steps of every epoch (batch sizes from
-intsim.nn.training.epoch_batch_sizes), the forward passes that extract features for herding,
-herding itself, BiC's validation logits and stage-2 steps, the evaluation passes (logits;
-NME: features of the test data and of the exemplars, class means, distances), and the
-exemplar memory's traffic. Herding and NME count as float32 work (the paper's code; intsim
+Beyond the layers (per step, `step_ledgers`): the loss terms of each method (`loss_terms`),
+one SGD step over every trained parameter, and the read of the input batch. Forward passes
+over a data set in evaluation chunks (`chunked_forward`), herding (`herding_counts`) and NME
+(`nme_counts`) are what models.cost_run adds per task. Herding and NME count as float32 work (the paper's code; intsim
 computes them in float64 for reproducible ties): per class of n samples with d features and
 m exemplars, normalisation n·d (mul, add, div) + n sqrt, mean n·d add, and per selected
 exemplar n·d (3 add, 1 div, 1 mul) + n compares; NME per test sample and class d (add, mul,

@@ -13,7 +13,7 @@ from intsim.core.presets import preset
 from intsim.core.ranges import hadamard_range, width_of_range
 from intsim.core.rng import SRStream
 from intsim.core.trace import Trace
-from intsim.hw.cost import Workload, cost, parse_workload, step_ledgers
+from intsim.hw.cost import Workload, cost, parse_workload, workload_step_ledgers
 from intsim.models.networks import FCNet, IncrementalNet
 from intsim.nn.losses import cross_entropy
 from intsim.nn.optim import SGD
@@ -205,7 +205,7 @@ def test_operator_counts_equal_an_instrumented_run(monkeypatch, name, G, R, K, N
 def test_network_walk_equals_an_instrumented_training_step(monkeypatch):
     nm, B = preset("hdqt"), 12
     work = Workload("fcnet:20,24,24,5", IncrementalNet(FCNet(20, 24, 24), 5), (20,), 5)
-    ledger, _, unknown = step_ledgers(work, nm, B)
+    ledger, _, unknown = workload_step_ledgers(work, nm, B)
     assert unknown == []
     net = IncrementalNet(FCNet(20, 24, 24, numerics=nm), 5, numerics=nm)
     net.set_rng(SRStream(1))

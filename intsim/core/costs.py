@@ -49,7 +49,7 @@ other widths in 1, 2, 4 or 8 bytes). A matmul reads each operand once (perfect o
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterable, Optional
+from typing import Optional
 
 from intsim.core.accumulator import Accumulator
 from intsim.core.hadamard import rule_block_size, rule_output_length
@@ -467,9 +467,3 @@ def float_matmul_cost(rows: int, K: int, N: int, weight_grad: bool = True,
             shapes[MatmulKind.GRAD_W] = (N, rows, K)
     return OperatorCost(counts, traffic, shapes, {k: 0 for k in counts})
 
-
-def merge_all(items: Iterable[Counts]) -> Counts:
-    out = Counts()
-    for c in items:
-        out.merge(c)
-    return out

@@ -113,7 +113,7 @@ def parse_workload(spec: str) -> Workload:
     return Workload(spec, BasicBlock(cin, cout, s), (cin, h, w), 0)
 
 
-def step_ledgers(workload: Workload, numerics, batch: int, nonnegative_input: bool = False,
+def workload_step_ledgers(workload: Workload, numerics, batch: int, nonnegative_input: bool = False,
                  seed: int = 0) -> tuple[Ledger, Ledger, list]:
     """(ledger, fp32 reference, modules without a rule) of one training step at `batch`."""
     net = workload.module
@@ -238,13 +238,13 @@ def cost(numerics: NumericsSource, model: str = "fcnet:405,405,405,19", batch: i
     nm = resolve_numerics(numerics).numerics
     table = _table(energy)
     work = parse_workload(model)
-    step, ref, unknown = step_ledgers(work, nm, int(batch), nonnegative_input)
+    step, ref, unknown = workload_step_ledgers(work, nm, int(batch), nonnegative_input)
     epoch = epoch32 = None
     if samples is not None:
         epoch, epoch32 = Ledger(), Ledger()
         sizes = epoch_batch_sizes(int(samples), int(batch), MIN_BATCH)
         for size in sorted(set(sizes)):
-            led, led32 = (step, ref) if size == batch else step_ledgers(work, nm, size,
+            led, led32 = (step, ref) if size == batch else workload_step_ledgers(work, nm, size,
                                                                         nonnegative_input)[:2]
             epoch.merge(led, sizes.count(size))
             epoch32.merge(led32, sizes.count(size))

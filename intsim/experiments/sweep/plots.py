@@ -147,13 +147,13 @@ def plot_acc_vs_energy(summary, path: Union[str, os.PathLike],
     fields = list(summary.columns[1:summary.columns.get_loc("n_seeds")])
     pairs = list(dict.fromkeys(zip(have["dataset"], have["method"])))
     panels = [(m, c, t) for m in metrics for c, t in axes_cols]
-    fig = figure(4.4 * len(panels), 3.8 * len(pairs))
+    fig = figure(4.4 * len(panels) + 2.2, 3.8 * len(pairs))
     axes = np.atleast_2d(fig.subplots(len(pairs), len(panels), squeeze=False))
     for i, (ds, me) in enumerate(pairs):
         sub = have[(have["dataset"] == ds) & (have["method"] == me)]
         for j, (m, col, title) in enumerate(panels):
             _energy_panel(axes[i, j], sub.dropna(subset=[f"{m}_mean", f"{col}_mean"]), m,
-                          f"{col}_mean", fields)
+                          f"{col}_mean", fields, legend=j == len(panels) - 1)
             axes[i, j].set_xlabel(title)
             axes[i, j].set_title(f"{ds} · {me}", fontsize=9)
     fig.suptitle("accuracy vs energy (mean ± std over seeds; energies from each run's "
@@ -163,13 +163,25 @@ def plot_acc_vs_energy(summary, path: Union[str, os.PathLike],
     return True
 
 
-def _energy_panel(ax, g, m: str, col: str, fields) -> None:
+MARKERS = ("o", "s", "^", "D", "v", "P", "X", "<", ">", "*")
+
+
+def _energy_panel(ax, g, m: str, col: str, fields, legend: bool) -> None:
+    """One panel: a marker per configuration (colour by numerics, shape by the other fields),
+    the Pareto front as a step line, its points ringed and named."""
     x, y = g[col].to_numpy(float), g[f"{m}_mean"].to_numpy(float)
     front = np.array(pareto_front(x, y), bool)
+    colours = {v: f"C{i % 10}" for i, v in enumerate(dict.fromkeys(g["numerics"]))}
+    shapes: dict = {}
     for k, (_, r) in enumerate(g.iterrows()):
+        rest = config_label(r, fields).partition(" ")[2]
+        shape = shapes.setdefault(rest, MARKERS[len(shapes) % len(MARKERS)])
         ax.errorbar(x[k], y[k], yerr=0.0 if pd.isna(r[f"{m}_std"]) else r[f"{m}_std"],
-                    marker="o", capsize=3, color=f"C{k % 10}", linestyle="none",
+                    marker=shape, capsize=3, color=colours[r["numerics"]], linestyle="none",
                     label=config_label(r, fields))
+        if front[k]:
+            ax.annotate(config_label(r, fields), (x[k], y[k]), textcoords="offset points",
+                        xytext=(6, -10), fontsize=6)
     if front.any():
         order = np.argsort(x[front])
         ax.plot(x[front][order], y[front][order], color="k", linewidth=1, zorder=0,
@@ -179,7 +191,8 @@ def _energy_panel(ax, g, m: str, col: str, fields) -> None:
         ax.set_xscale("log")
     ax.set_ylabel(f"{'last-task accuracy' if m == 'last' else m.upper()} (%)")
     ax.grid(alpha=0.3, which="both")
-    ax.legend(fontsize=6, loc="lower right")
+    if legend:
+        ax.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.02, 1.0))
 
 
 def sweep_plots(results, summary, out: Union[str, os.PathLike]) -> list[Path]:

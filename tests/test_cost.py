@@ -10,6 +10,7 @@ from intsim.core import linear_op
 from intsim.core.costs import Op, linear_op_cost, stored_bytes
 from intsim.core.modes import CostPart, MatmulKind, OpKind
 from intsim.core.presets import preset
+from intsim.core.quantizer import QuantSpec
 from intsim.core.ranges import hadamard_range, width_of_range
 from intsim.core.rng import SRStream
 from intsim.core.trace import Trace
@@ -170,11 +171,17 @@ class KernelCounter:
         monkeypatch.setattr(linear_op, "hadamard_transform", hadamard_transform)
 
 
-@pytest.mark.parametrize("name", ["int4", "luq", "hdqt_paper", "hdqt"])
+NUMERICS = {name: preset(name) for name in ("int4", "luq", "hdqt_paper", "hdqt")}
+# float weights and a pow2 activation scale: float products next to integer ones
+NUMERICS["float_w"] = preset("hdqt").replace(
+    w_fwd=None, w_bwd=None, a_fwd=QuantSpec(bits=4, scale="pow2"))
+
+
+@pytest.mark.parametrize("name", list(NUMERICS))
 @pytest.mark.parametrize("G, R, K, N, negative", [(1, 12, 20, 13, True), (3, 9, 10, 6, False),
                                                   (1, 16, 40, 8, False)])
 def test_operator_counts_equal_an_instrumented_run(monkeypatch, name, G, R, K, N, negative):
-    nm = preset(name)
+    nm = NUMERICS[name]
     rng = np.random.default_rng(G * 100 + R)
     x = rng.standard_normal((G, R, K)).astype(np.float32)
     x = x if negative else np.abs(x)
@@ -194,6 +201,10 @@ def test_operator_counts_equal_an_instrumented_run(monkeypatch, name, G, R, K, N
     assert recs, "every preset here runs integer products"
     for kind, c in oc.counts.items():
         macs = c.total(OpKind.INT_MUL) + c.total(OpKind.INT_SHIFT)
+        if f"L/{kind}" not in recs:                        # a float32 product: not traced
+            assert macs == 0 and c.total(OpKind.FP_MUL, CostPart.MATMUL) == math.prod(
+                oc.shapes[kind])
+            continue
         rec = recs[f"L/{kind}"]
         assert (rec["rows"], rec["K"], rec["N"]) == oc.shapes[kind]
         assert rec["macs"] == macs

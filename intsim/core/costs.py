@@ -353,6 +353,9 @@ def _forward(nm: Numerics, G, R, K, N, x_negative, backward) -> tuple[Counts, li
     if w_spec is not None:
         back = _source_reads(nm.hadamard, nm.w_bwd) if backward else 0
         t.append(Traffic("w_codes", TensorClass.WEIGHTS, N * K, w_spec.bits, 1 + back, 1))
+    elif backward:
+        t.append(Traffic("W_kept", TensorClass.MASTER, N * K, FP32,
+                         _source_reads(nm.hadamard, nm.w_bwd)))
     if a_spec is not None:
         back = _source_reads(nm.hadamard, nm.a_bwd) if backward else 0
         t.append(Traffic("a_codes", TensorClass.KEPT, G * R * K, a_spec.bits, 1 + back, 1))

@@ -10,9 +10,11 @@ sizes: intsim.nn.training.epoch_batch_sizes of the training set, a trailing batc
 Learner.min_batch dropped), one training step walked on float copies (models.cost_walk), times
 the epochs and the batches of that size; plus the reads of the training set per epoch (the
 exemplars from the exemplar memory, the rest as inputs). task_end books what else the task
-did: feature extraction and herding of the new classes' exemplars (their writes into the
-exemplar memory), BiC's validation logits and stage-2 steps, the test-set logits, and for NME
-the features of the test data and of the exemplars, the class means and the distances.
+did: feature extraction (feature_batching, feature_batch) and herding of the new classes'
+exemplars (their writes into the exemplar memory), BiC's validation logits and stage-2 steps,
+the test-set logits (eval_batch; under eval_scale "calibrated" first the calibration passes,
+then fixed activation scales), and for NME the features of the test data and of the
+exemplars, the class means and the distances.
 Every ledger is also booked with fp32 numerics, so each cost has its float32 reference.
 """
 from __future__ import annotations
@@ -25,7 +27,8 @@ from intsim.core.costs import FP32, Counts, Traffic
 from intsim.core.energy import EnergyTable
 from intsim.core.ledger import Ledger
 from intsim.core.modes import CostPart, TensorClass
-from intsim.models.cost_walk import (chunked_forward, herding_counts, nme_counts, step_ledgers)
+from intsim.models.cost_walk import (calibrated_numerics, chunked_forward, herding_counts,
+                                     nme_counts, step_ledgers)
 from intsim.nn.costs import ADD, MUL, loss_counts, sgd_counts
 from intsim.nn.training import epoch_batch_sizes
 
@@ -60,6 +63,20 @@ def _book(pair_target: tuple, scope: tuple, counts=None, traffic=()) -> None:
         ledger.add(scope, counts, traffic)
 
 
+def _train_features(learner, X, y, role: str, both: tuple,
+                    cls: TensorClass = TensorClass.INPUTS, remap=None) -> int:
+    """Book Learner.train_features(X, y): feature passes in batches of feature_batch over all
+    of X ("task") or one class at a time ("per_class"); returns the feature width."""
+    s = learner.train_settings
+    parts = ([X[y == c] for c in np.unique(y)] if s.feature_batching == "per_class" else [X])
+    d = 0
+    for part in parts:
+        real, ref, d = chunked_forward(learner.model, part, s.feature_batch, role, "features",
+                                       cls, remap)
+        _both(both, real, ref)
+    return d
+
+
 class RunCostRecorder:
     """Books a run task by task (module docstring); `tasks` maps task -> TaskCost."""
 
@@ -88,32 +105,35 @@ class RunCostRecorder:
         tc = self._current if self._current is not None and self._current.task == t else \
             TaskCost(t, 0, [], Ledger(), Ledger())
         both = (tc.other, tc.other_fp32)
-        E = learner.train_settings.eval_batch_size
-        sc = learner.scenario
+        s, sc = learner.train_settings, learner.scenario
+        E = s.eval_batch
         if learner.uses_memory:
-            self._herding(learner, t, both, E)
+            self._herding(learner, t, both)
         if learner.name == "bic" and t > 0 and getattr(learner, "val", None) is not None:
             self._bic_stage2(learner, both, E)
+        remap = None
+        if s.eval_scale == "calibrated":         # calibration passes, then fixed scales
+            _both(both, *chunked_forward(learner.model, learner.calibration_data(t), E,
+                                         "calibration")[:2])
+            remap = calibrated_numerics
         Xt, _ = sc.test_upto(t)
-        _both(both, *chunked_forward(learner.model, Xt, E, "test")[:2])
+        _both(both, *chunked_forward(learner.model, Xt, E, "test", remap=remap)[:2])
         if learner.has_nme and len(learner.memory):
-            real, ref, d = chunked_forward(learner.model, Xt, E, "nme_test", "features")
+            real, ref, d = chunked_forward(learner.model, Xt, E, "nme_test", "features",
+                                           remap=remap)
             _both(both, real, ref)
-            Xm, _ = learner.memory.data()
-            real, ref, _ = chunked_forward(learner.model, Xm, E, "nme_memory", "features",
-                                           TensorClass.EXEMPLARS)
-            _both(both, real, ref)
+            Xm, ym = learner.memory.data()
+            _train_features(learner, Xm, ym, "nme_memory", both, TensorClass.EXEMPLARS, remap)
             _book(both, ("nme", "exemplars", "nme"), nme_counts(len(Xt), sc.n_seen(t), d,
                                                                  len(Xm)))
         self.tasks[t] = tc
         self._current = None
 
     @staticmethod
-    def _herding(learner, t: int, both: tuple, E: int) -> None:
+    def _herding(learner, t: int, both: tuple) -> None:
         sc = learner.scenario
         X, y = sc.train_task(t)
-        real, ref, d = chunked_forward(learner.model, X, E, "herding", "features")
-        _both(both, real, ref)
+        d = _train_features(learner, X, y, "herding", both)
         m = sc.memory_per_class(sc.n_seen(t))
         c = Counts()
         for cls in np.unique(y):

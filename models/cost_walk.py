@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import math
 from contextlib import contextmanager
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Optional
 
 import numpy as np
 
@@ -33,10 +33,12 @@ from intsim.core.costs import FP32, Counts, Traffic
 from intsim.core.ledger import Ledger
 from intsim.core.modes import CostPart, TensorClass
 from intsim.core.presets import preset
+from intsim.models.calibration import calibratable, fixed_activation_numerics
 from intsim.models.learners.bic import BiasLayer
 from intsim.models.learners.der import ExpandableNet
 from intsim.nn.costs import (ADD, CMP, DIV, MUL, SPECIAL, LayerUse, add_use, loss_counts,
                              sgd_counts)
+from intsim.nn.linear import MatmulModule
 from intsim.nn.module import Module
 from intsim.nn.training import epoch_batch_sizes
 
@@ -113,16 +115,28 @@ def _book_model_types(ledger: Ledger, use: LayerUse, out_shapes: dict) -> bool:
     return False
 
 
-def book_uses(uses: Iterable[LayerUse], numerics=None) -> tuple[Ledger, list]:
+def calibrated_numerics(use: LayerUse):
+    """The numerics a layer evaluates with under eval_scale "calibrated" (models.calibration):
+    a fixed activation scale (its value does not change the counts; its sign follows x)."""
+    nm = use.numerics
+    if isinstance(use.module, MatmulModule) and nm is not None and calibratable(nm):
+        return fixed_activation_numerics(nm, 1.0, -1.0 if use.x_negative else 0.0)
+    return nm
+
+
+def book_uses(uses: Iterable[LayerUse], numerics=None,
+              remap: Optional[Callable[[LayerUse], object]] = None) -> tuple[Ledger, list]:
     """(Ledger of the uses, labels of modules without a rule); `numerics` replaces every
-    module's own (e.g. fp32 for a reference)."""
+    module's own (e.g. fp32 for a reference), remap(use) gives a use's numerics (e.g.
+    calibrated_numerics)."""
     uses = list(uses)
     out_shapes = {id(u.module): u.out_shape for u in uses}
     ledger, unknown = Ledger(), []
     for use in uses:
-        if numerics is not None:
+        if numerics is not None or remap is not None:
+            nm = numerics if numerics is not None else remap(use)
             use = LayerUse(use.module, use.role, use.in_shape, use.out_shape, use.x_negative,
-                           use.training, numerics, use.backward, use.trains)
+                           use.training, nm, use.backward, use.trains)
         if not (_book_model_types(ledger, use, out_shapes) or add_use(ledger, use)):
             if not list(use.module.children()):
                 unknown.append(f"{use.label} ({type(use.module).__name__})")
@@ -250,17 +264,17 @@ def step_ledgers(learner, x: np.ndarray, y: np.ndarray, inputs: bool = True
 
 
 def chunked_forward(model: Module, X: np.ndarray, chunk: int, role: str,
-                    method: str = "forward",
-                    cls: TensorClass = TensorClass.INPUTS) -> tuple[Ledger, Ledger, int]:
+                    method: str = "forward", cls: TensorClass = TensorClass.INPUTS,
+                    remap: Optional[Callable] = None) -> tuple[Ledger, Ledger, int]:
     """(ledger, fp32 reference, output width) of eval-mode forward passes over X in chunks
-    of `chunk` rows (intsim.models.learners.Learner._batched)."""
+    of `chunk` rows (intsim.models.learners.Learner._batched); remap: see book_uses."""
     real, ref, width = Ledger(), Ledger(), 0
     sizes = epoch_batch_sizes(len(X), chunk)
     for size in sorted(set(sizes)):
         uses, shape = forward_uses(model, X[:size], role, method)
         width = shape[-1]
         times = sizes.count(size)
-        real.merge(book_uses(uses)[0], times)
+        real.merge(book_uses(uses, remap=remap)[0], times)
         ref.merge(book_uses(uses, FP32_NUMERICS)[0], times)
     for ledger in (real, ref):
         ledger.add((role, "input", method), traffic=[Traffic("x", cls, X.size, FP32, 1, 0)])

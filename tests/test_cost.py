@@ -16,6 +16,7 @@ from intsim.core.rng import SRStream
 from intsim.core.trace import Trace
 from intsim.hw.cost import Workload, cost, parse_workload, workload_step_ledgers
 from intsim.models.networks import FCNet, IncrementalNet
+from intsim.nn.conv import Conv2d
 from intsim.nn.losses import cross_entropy
 from intsim.nn.optim import SGD
 from intsim.nn.training import loss_step, sgd_step
@@ -161,20 +162,28 @@ class KernelCounter:
             return base_log2(x, codes, alpha, top, sr_bits, key, offset)
         monkeypatch.setattr(qk, "quantize_kernel", quantize_kernel)
         monkeypatch.setattr(qk, "quantize_log2_kernel", quantize_log2_kernel)
-        self.butterflies = 0
-        transform = linear_op.hadamard_transform
+        self.butterflies = self.masked = 0
+        transform, mask = linear_op.hadamard_transform, linear_op.zero_clipped
 
         def hadamard_transform(x, axis, rule):
             out, p = transform(x, axis, rule)
-            self.butterflies += out.size * (p.bit_length() - 1)
+            if out is not x:                    # off_divide returns x untransformed
+                self.butterflies += out.size * (p.bit_length() - 1)
             return out, p
+
+        def zero_clipped(grad, x, t):
+            self.masked += grad.size
+            return mask(grad, x, t)
         monkeypatch.setattr(linear_op, "hadamard_transform", hadamard_transform)
+        monkeypatch.setattr(linear_op, "zero_clipped", zero_clipped)
 
 
-NUMERICS = {name: preset(name) for name in ("int4", "luq", "hdqt_paper", "hdqt")}
+NUMERICS = {name: preset(name) for name in ("int4", "luq", "hdqt_paper", "hdqt_paper_hadoff",
+                                            "hdqt")}
 # float weights and a pow2 activation scale: float products next to integer ones
 NUMERICS["float_w"] = preset("hdqt").replace(
     w_fwd=None, w_bwd=None, a_fwd=QuantSpec(bits=4, scale="pow2"))
+NUMERICS["code_max"] = preset("hdqt").replace(ste="code_max", rescale_order="left_to_right")
 
 
 @pytest.mark.parametrize("name", list(NUMERICS))
@@ -197,6 +206,7 @@ def test_operator_counts_equal_an_instrumented_run(monkeypatch, name, G, R, K, N
     assert kc.int_calls == sum(v for (p, op), v in total.items() if p == CostPart.QUANTIZE
                                and op == Op(OpKind.FP_MUL, 32))
     assert kc.butterflies == total.total(part=CostPart.HADAMARD)
+    assert kc.masked == total.total(OpKind.FP_CMP, CostPart.RESCALE)
     recs = {r["label"]: r for r in trace.records if r["op"] == "matmul"}
     assert recs, "every preset here runs integer products"
     for kind, c in oc.counts.items():
@@ -252,3 +262,26 @@ def test_epoch_is_the_sum_of_its_steps():
     full, last = cost("hdqt", "fcnet:16,16,16,4", 8), cost("hdqt", "fcnet:16,16,16,4", 5)
     assert r.per_epoch["macs"] == 2 * full.per_step["macs"] + last.per_step["macs"]
     assert r.per_epoch["pj"] == pytest.approx(2 * full.per_step["pj"] + last.per_step["pj"])
+
+
+@pytest.mark.parametrize("name", ["hdqt", "hdqt_paper"])      # per_image, per_batch scales
+def test_conv_walk_equals_an_instrumented_conv_step(monkeypatch, name):
+    nm, B = preset(name), 3
+    r = cost(name, "conv:3,8,3,1,1,6,6", B)
+    conv = Conv2d(3, 8, 3, 1, 1, bias=False, numerics=nm, rng=SRStream(2))
+    trace = Trace()
+    conv.set_trace(trace)
+    kc = KernelCounter(monkeypatch)
+    x = np.random.default_rng(1).standard_normal((B, 3, 6, 6)).astype(np.float32)
+    y = conv.forward(x)
+    conv.backward(np.ones_like(y))
+    total = r.step.total_counts()
+    assert kc.bits == total.total(OpKind.RANDOM_BIT)
+    assert kc.elements == total.total(OpKind.INT_SAT, CostPart.QUANTIZE)
+    assert kc.int_calls == sum(v for (p, op), v in total.items() if p == CostPart.QUANTIZE
+                               and op == Op(OpKind.FP_MUL, 32))
+    assert kc.butterflies == total.total(part=CostPart.HADAMARD)
+    assert kc.masked == total.total(OpKind.FP_CMP, CostPart.RESCALE)
+    for rec in (r for r in trace.records if r["op"] == "matmul"):
+        kind = rec["label"].rsplit("/", 1)[1]
+        assert r.step.counts[("student", "Conv2d", kind)].total(OpKind.INT_MUL) == rec["macs"]

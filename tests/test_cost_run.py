@@ -23,17 +23,21 @@ def _cfg(tmp_path, name, method="icarl", **kw):
     return resolve_config({**TINY, "method": method, "out": str(tmp_path / name), **kw})
 
 
-@pytest.mark.parametrize("method", ["icarl", "bic", "der", "lwf"])
-def test_the_cost_hook_leaves_metrics_byte_identical(tmp_path, monkeypatch, method):
-    run(_cfg(tmp_path, "with", method))
+@pytest.mark.parametrize("method, extra", [
+    ("icarl", {}), ("bic", {}), ("der", {}), ("lwf", {}),
+    ("icarl", {"protocol": "paper", "numerics": "hdqt_paper"}),     # per-class features, …
+    ("icarl", {"eval_scale": "calibrated"})])
+def test_the_cost_hook_leaves_metrics_byte_identical(tmp_path, monkeypatch, method, extra):
+    run(_cfg(tmp_path, "with", method, **extra))
     with monkeypatch.context() as m:
         m.setattr(cost_run.RunCostRecorder, "task_start", lambda *a: None)
         m.setattr(cost_run.RunCostRecorder, "task_end", lambda *a: None)
-        run(_cfg(tmp_path, "without", method))
+        run(_cfg(tmp_path, "without", method, **extra))
     a, b = (tmp_path / d / "metrics.json" for d in ("with", "without"))
     assert a.read_bytes() == b.read_bytes()
     doc = json.loads((tmp_path / "with" / "cost.json").read_text())
-    assert doc["complete"] and doc["numerics"] == "hdqt" and len(doc["tasks"]) == 3
+    assert doc["complete"] and doc["numerics"].startswith(extra.get("numerics", "hdqt"))
+    assert len(doc["tasks"]) == 3
     assert doc["steps"] == sum(t["steps"] for t in doc["tasks"]) > 0
     assert doc["energy_pj_step"] == pytest.approx(doc["train"]["pj"] / doc["steps"])
     assert doc["energy_pj_run"] == pytest.approx(doc["run"]["pj"])
@@ -174,3 +178,13 @@ def test_pareto_front():
     assert pareto_front(e, a) == [True, True, True, False, False]
     assert pareto_front([1.0, 1.0], [5, 5]) == [True, True]
     assert not any(math.isnan(x) for x in np.asarray(e))
+
+
+def test_calibrated_evaluation_books_its_passes_and_fixed_scales(tmp_path):
+    docs = {}
+    for scale in ("dynamic", "calibrated"):
+        run(_cfg(tmp_path, scale, "icarl", eval_scale=scale))
+        docs[scale] = json.loads((tmp_path / scale / "cost.json").read_text())
+    dyn, cal = (docs[k]["tasks"][-1]["other"] for k in ("dynamic", "calibrated"))
+    assert docs["dynamic"]["train"]["macs"] == docs["calibrated"]["train"]["macs"]
+    assert cal["macs"] > dyn["macs"]                     # the calibration passes

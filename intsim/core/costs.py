@@ -33,11 +33,16 @@ What one operation is (the conventions, per call):
       — both counted under CostPart.SR. Radix-2 log codes (§2.4): max scan, α = max/top, n
       divisions u = |x|/α, then the r-bit stochastic addition on the mantissa fraction and
       the cap at top.
-  inside the operator (§6, CostPart.RESCALE): the scale factor per group (1 fp_mul forward;
-      2 fp_mul + 1 fp_div backward), per output an int→float convert (integer products) and
-      one fp_mul, a straight-through mask compare per masked element (operands with a data-
-      dependent clamp point), and the float32 sum of the groups' dW (G − 1 additions per
-      weight).
+  inside the operator (§6, CostPart.RESCALE): per output of an integer product an int→float
+      convert; the rescale by Numerics.rescale_order — scale_product multiplies the scales
+      once per group (1 fp_mul forward; 2 fp_mul + 1 fp_div by p backward), then each output
+      once; left_to_right multiplies every output by each factor (2 forward, 3 backward) and
+      divides it by p backward; a straight-through mask compare per masked element
+      (Numerics.ste: clipped — operands with a data-dependent clamp point; code_max — every
+      quantized forward operand; none); and the float32 sum of the groups' dW (G − 1
+      additions per weight). A convolution under act_scale per_batch quantizes its whole
+      input once (one scale) instead of each image's im2col matrix (`a_batch`).
+  "off_divide" transforms nothing (its division by the block size is part of the rescale).
 
 Memory traffic (`Traffic`): each tensor the operator produces is written once and read once
 per pass that consumes it; a quantizer with a data-dependent scale reads its input twice
@@ -53,8 +58,8 @@ from typing import Optional
 
 from intsim.core.accumulator import Accumulator
 from intsim.core.hadamard import rule_block_size, rule_output_length
-from intsim.core.modes import (PRODUCTS, AccMode, CostPart, MatmulKind, OpKind, QuantFormat,
-                               TensorClass)
+from intsim.core.modes import (PRODUCTS, AccMode, CostPart, HadamardRule, MatmulKind, OpKind,
+                               QuantFormat, RescaleOrder, SteRule, TensorClass)
 from intsim.core.numerics import Numerics
 from intsim.core.quantizer import QuantSpec
 from intsim.core.ranges import (Range, effective_tile, hadamard_range, n_tiles,
@@ -314,42 +319,59 @@ class OperatorCost:
         return out
 
 
-def _rescale_counts(c: Counts, groups: int, outputs: int, integer: bool, backward: bool
-                    ) -> None:
-    """The operator's float32 rescale of one product (§6)."""
+def _rescale_counts(c: Counts, order: RescaleOrder, groups: int, outputs: int, integer: bool,
+                    backward: bool) -> None:
+    """The operator's float32 rescale R of one product (§6): 2 factors forward (s_w, s_a),
+    3 backward (s_l, s_r, the forward scale) and a division by p. scale_product multiplies the
+    factors once per group (c), then once per output; left_to_right applies every factor, and
+    the division, to every output."""
     R = CostPart.RESCALE
-    c.add(R, Op(OpKind.FP_MUL, FP32), groups * (2 if backward else 1))    # s_l·s_r (·s_prior)
-    if backward:
-        c.add(R, Op(OpKind.FP_DIV, FP32), groups)                         # / p
+    factors = 3 if backward else 2
     if integer:
         c.add(R, Op(OpKind.CONVERT, FP32), outputs)                       # float32(acc)
-    c.add(R, Op(OpKind.FP_MUL, FP32), outputs)                            # · c
+    if order == RescaleOrder.LEFT_TO_RIGHT:
+        c.add(R, Op(OpKind.FP_MUL, FP32), factors * outputs)
+        c.add(R, Op(OpKind.FP_DIV, FP32), outputs if backward else 0)
+        return
+    c.add(R, Op(OpKind.FP_MUL, FP32), (factors - 1) * groups + outputs)   # c, then acc · c
+    c.add(R, Op(OpKind.FP_DIV, FP32), groups if backward else 0)          # c / p
 
 
-def _code_bits(spec: Optional[QuantSpec], value_range: Optional[Range]) -> int:
-    """Stored width of an operand: its codes' width, or 32 for a float32 operand."""
-    if spec is None:
-        return FP32 if value_range is None else _width(value_range)[0]
-    return spec.bits
+def transforms(rule: Optional[HadamardRule]) -> bool:
+    """The rule runs a transform (largest_pow2, pad); none and off_divide do not."""
+    return rule in (HadamardRule.LARGEST_POW2, HadamardRule.PAD)
+
+
+def ste_masked(nm: Numerics, spec: Optional[QuantSpec]) -> bool:
+    """The straight-through mask runs on the gradient of this forward operand (§6, SteRule):
+    code_max always, clipped when the quantizer has a clamp point (a data-dependent scale)."""
+    if spec is None or nm.ste == SteRule.NONE:
+        return False
+    return nm.ste == SteRule.CODE_MAX or data_scaled(spec)
 
 
 def _source_reads(rule, spec: Optional[QuantSpec]) -> int:
     """Reads of a backward product's input tensor: once by the transform, else by the
     operand's quantizer, else once by the matmul."""
-    return 1 if rule is not None else quantizer_passes(spec) if spec is not None else 1
+    return 1 if transforms(rule) else quantizer_passes(spec) if spec is not None else 1
 
 
-def _forward(nm: Numerics, G, R, K, N, x_negative, backward) -> tuple[Counts, list]:
+def _forward(nm: Numerics, G, R, K, N, x_negative, backward, a_batch: Optional[int]
+             ) -> tuple[Counts, list]:
     c, t = Counts(), []
     w_spec, a_spec = nm.w_fwd, nm.a_fwd
     lr, rr = operand_range(a_spec, x_negative), operand_range(w_spec, True)
     c.merge(quantizer_counts(w_spec, N * K, 1, True))
-    c.merge(quantizer_counts(a_spec, R * K, G, x_negative))
+    if a_batch is None:                        # one scale per group
+        c.merge(quantizer_counts(a_spec, R * K, G, x_negative))
+    else:                                      # per_batch: the layer's whole input, one scale
+        c.merge(quantizer_counts(a_spec, a_batch, 1, x_negative))
     integer = product_int(nm.acc_fwd, lr, rr)
     c.merge(product_counts(nm.acc_fwd, G * R, K, N, lr, rr))
-    _rescale_counts(c, G, G * R * N, integer, False)
+    _rescale_counts(c, nm.rescale_order, G, G * R * N, integer, False)
     t.append(Traffic("W", TensorClass.MASTER, N * K, FP32, quantizer_passes(w_spec)))
-    t.append(Traffic("x", TensorClass.ACTIVATIONS, G * R * K, FP32, quantizer_passes(a_spec)))
+    t.append(Traffic("x", TensorClass.ACTIVATIONS, G * R * K if a_batch is None else a_batch,
+                     FP32, quantizer_passes(a_spec)))
     if w_spec is not None:
         back = _source_reads(nm.hadamard, nm.w_bwd) if backward else 0
         t.append(Traffic("w_codes", TensorClass.WEIGHTS, N * K, w_spec.bits, 1 + back, 1))
@@ -362,9 +384,9 @@ def _forward(nm: Numerics, G, R, K, N, x_negative, backward) -> tuple[Counts, li
     elif backward:
         t.append(Traffic("x_kept", TensorClass.KEPT, G * R * K, FP32,
                          _source_reads(nm.hadamard, nm.a_bwd)))
-    if backward and data_scaled(a_spec):
+    if backward and ste_masked(nm, a_spec):
         t.append(Traffic("x_clip_mask", TensorClass.KEPT, G * R * K, 1, 1, 1))
-    if backward and data_scaled(w_spec):
+    if backward and ste_masked(nm, w_spec):
         t.append(Traffic("W_clip_mask", TensorClass.KEPT, N * K, 1, 1, 1))
     t.append(Traffic("y", TensorClass.ACTIVATIONS, G * R * N, FP32, 0, 1))
     return c, t
@@ -393,9 +415,9 @@ def _backward_product(nm: Numerics, kind: MatmulKind, groups: int, g_vectors: in
     integer = product_int(getattr(nm, prod.accumulator), left, right)
     c.merge(product_counts(getattr(nm, prod.accumulator), rows, m, cols, left, right,
                            log2=lspec is not None and lspec.format == QuantFormat.LOG2))
-    _rescale_counts(c, groups, rows * cols, integer, True)
+    _rescale_counts(c, nm.rescale_order, groups, rows * cols, integer, True)
     t = []
-    if nm.hadamard is not None:
+    if transforms(nm.hadamard):
         t.append(Traffic(f"{prod.left.letter}_hadamard", TensorClass.GRADIENTS, g_vectors * m,
                          FP32, quantizer_passes(lspec), 1))
         cls = TensorClass.WEIGHTS if prod.right.letter == "w" else TensorClass.KEPT
@@ -413,15 +435,19 @@ def _backward_product(nm: Numerics, kind: MatmulKind, groups: int, g_vectors: in
 
 
 def linear_op_cost(nm: Numerics, G: int, R: int, K: int, N: int,
-                   x_negative: Optional[bool] = True, backward: bool = True) -> OperatorCost:
+                   x_negative: Optional[bool] = True, backward: bool = True,
+                   a_batch: Optional[int] = None) -> OperatorCost:
     """Counts and traffic of linear_forward (and linear_backward) on x (G, R, K), W (N, K)
     under `nm` (module docstring). x_negative: whether x has values < 0 (resolves an "auto"
-    activation sign; weights and gradients are taken to have both signs)."""
+    activation sign; weights and gradients are taken to have both signs). a_batch: the
+    elements of the whole input when the caller quantizes it with one scale (a convolution
+    under act_scale per_batch, linear_op.batch_operand); None: one scale per group."""
     counts, traffic, shapes, bits = {}, {}, {}, {}
     counts[MatmulKind.FWD], traffic[MatmulKind.FWD] = _forward(nm, G, R, K, N, x_negative,
-                                                               backward)
+                                                               backward, a_batch)
     shapes[MatmulKind.FWD] = (G * R, K, N)
-    bits[MatmulKind.FWD] = random_bits(nm.w_fwd, N * K) + random_bits(nm.a_fwd, R * K, G)
+    bits[MatmulKind.FWD] = random_bits(nm.w_fwd, N * K) + (
+        random_bits(nm.a_fwd, R * K, G) if a_batch is None else random_bits(nm.a_fwd, a_batch))
     if not backward:
         return OperatorCost(counts, traffic, shapes, bits)
     a_range, w_range = operand_range(nm.a_fwd, x_negative), operand_range(nm.w_fwd, True)
@@ -437,9 +463,9 @@ def linear_op_cost(nm: Numerics, G: int, R: int, K: int, N: int,
                                                0, 1))
     traffic[MatmulKind.GRAD_W].append(Traffic("dW", TensorClass.GRADIENTS, N * K, FP32,
                                               G - 1, G))
-    if data_scaled(nm.a_fwd):
+    if ste_masked(nm, nm.a_fwd):
         counts[MatmulKind.GRAD_IN].add(CostPart.RESCALE, Op(OpKind.FP_CMP, FP32), G * R * K)
-    if data_scaled(nm.w_fwd):
+    if ste_masked(nm, nm.w_fwd):
         counts[MatmulKind.GRAD_W].add(CostPart.RESCALE, Op(OpKind.FP_CMP, FP32), N * K)
     counts[MatmulKind.GRAD_W].add(CostPart.RESCALE, Op(OpKind.FP_ADD, FP32), (G - 1) * N * K)
     return OperatorCost(counts, traffic, shapes, bits)

@@ -6,7 +6,8 @@ gradients. `add_use(ledger, use)` books its cost:
 
   Linear, Conv2d   the linear operator (intsim.core.costs.linear_op_cost) on x (G, R, K):
                    Linear G = 1, R = batch rows, K = in, N = out; Conv2d G = images,
-                   R = Ho·Wo, K = Cin·k·k (im2col), N = Cout; with float numerics the fp32
+                   R = Ho·Wo, K = Cin·k·k (im2col), N = Cout (under act_scale per_batch its
+                   input quantized once, as Conv2d does); with float numerics the fp32
                    BLAS path (float_matmul_cost; dW only for a trained layer). Plus the bias
                    (one fp_add per output forward, one per output backward when trained) and,
                    for Conv2d, col2im's addition of every column entry into dx (G·R·K fp_add).
@@ -41,7 +42,7 @@ from typing import Optional
 
 from intsim.core.costs import FP32, Counts, Op, Traffic, float_matmul_cost, linear_op_cost
 from intsim.core.ledger import Ledger
-from intsim.core.modes import CostPart, MatmulKind, OpKind, TensorClass
+from intsim.core.modes import ActScale, CostPart, MatmulKind, OpKind, TensorClass
 from intsim.core.numerics import Numerics
 from intsim.nn.activation import Flatten, Identity, ReLU
 from intsim.nn.conv import Conv2d
@@ -101,8 +102,11 @@ def _matmul_use(ledger: Ledger, use: LayerUse) -> None:
     nm = use.numerics
     if nm is None or nm.is_float:
         oc = float_matmul_cost(G * R, K, N, weight_grad=use.trains, backward=use.backward)
-    else:
-        oc = linear_op_cost(nm, G, R, K, N, use.x_negative, backward=use.backward)
+    else:                         # Conv2d under per_batch quantizes its whole input once
+        a_batch = (math.prod(use.in_shape) if isinstance(m, Conv2d)
+                   and nm.act_scale == ActScale.PER_BATCH else None)
+        oc = linear_op_cost(nm, G, R, K, N, use.x_negative, backward=use.backward,
+                            a_batch=a_batch)
     for kind in oc.counts:
         ledger.add((use.role, use.label, str(kind)), oc.counts[kind], oc.traffic[kind])
     if "bias" in m.params:

@@ -38,10 +38,14 @@ def fixed_activation_numerics(nm: Numerics, max_abs: float, minimum: float) -> N
     return nm.replace(a_fwd=fixed)
 
 
+def calibratable(nm: Numerics) -> bool:
+    """A layer under `nm` gets a fixed activation scale: a_fwd is an int quantizer with a
+    dynamic scale."""
+    return nm.a_fwd is not None and nm.a_fwd.scale is None and nm.a_fwd.format == "int"
+
+
 def _calibratable(m: Module) -> bool:
-    nm = m.numerics
-    return (isinstance(m, MatmulModule) and nm.a_fwd is not None and nm.a_fwd.scale is None
-            and nm.a_fwd.format == "int")
+    return isinstance(m, MatmulModule) and calibratable(m.numerics)
 
 
 @contextlib.contextmanager

@@ -226,7 +226,16 @@ def test_tiny_grid_on_two_workers(tiny_sweep):
     assert res.results_path.name in ("results.parquet", "results.csv")
     pd.testing.assert_frame_equal(sweep.read_results(out), df)
     assert (out / "summary.csv").exists() and (out / "grid.toml").read_text() == g.read_text()
-    assert {p.name for p in res.plots} == {"acc_vs_operand_bits.png", "per_task.png"}
+    assert {p.name for p in res.plots} == {"acc_vs_operand_bits.png", "per_task.png",
+                                           "acc_vs_energy.png"}
+    # energies from each cell's cost.json; fp32 is its own reference
+    for _, r in ok.iterrows():
+        doc = json.loads((Path(r["dir"]) / "cost.json").read_text())
+        for key in ("energy_pj_step", "energy_pj_run", "energy_rel_fp32"):
+            assert r[key] == doc[key], (r["cell"], key)
+    assert (ok[ok["numerics"] == "fp32"]["energy_rel_fp32"] == 1.0).all()
+    assert (ok[ok["numerics"] == "hdqt"]["energy_rel_fp32"] < 1.0).all()
+    assert df[df["status"] == "error"]["energy_pj_run"].isna().all()
     assert all(p.stat().st_size > 10_000 for p in res.plots)
     cells = json.loads((out / "cells.json").read_text())["cells"]
     assert len(cells) == 6

@@ -7,6 +7,7 @@ from typing import Optional, Sequence
 from intsim._version import __version__
 from intsim.cli import bench as cli_bench
 from intsim.cli import cil as cli_cil
+from intsim.cli import cost as cli_cost
 from intsim.cli import hw as cli_hw
 from intsim.cli import sweep as cli_sweep
 from intsim.cli import vectors as cli_vectors
@@ -19,7 +20,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Run 'intsim COMMAND --help' for the options of a command.")
     parser.add_argument("--version", action="version", version=f"intsim {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for module in (cli_bench, cli_cil, cli_hw, cli_vectors, cli_sweep):
+    for module in (cli_bench, cli_cil, cli_cost, cli_hw, cli_vectors, cli_sweep):
         module.register(sub)
     return parser
 

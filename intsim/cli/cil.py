@@ -25,7 +25,8 @@ from intsim.models.learners import METHOD_NAMES
 CIL_HELP = "run one class-incremental learning experiment"
 CIL_DESCRIPTION = """\
 Train a class-incremental learner task by task with the chosen integer numerics and write
-config.json, metrics.json, trace.h5, checkpoints/ and accuracy.png into --out DIR.
+config.json, metrics.json, trace.h5, cost.json (operation counts and energy of the run, as
+`intsim cost`), checkpoints/ and accuracy.png into --out DIR.
 
 Defaults follow the paper's settings per data set (HAR: FCNet in->in->in, 100 epochs, lr 0.01,
 batch 128, memory 200, 2 classes per task; CIFAR-100: ResNet-32, 170 epochs, lr 0.05 x0.1 at
@@ -170,8 +171,8 @@ def _cil(args: argparse.Namespace) -> int:
         if "nme_aia" in metrics:
             line += f" | NME AIA {_fmt(metrics['nme_aia'])}  last {_fmt(metrics['nme_last'])}"
         print(line)
-        print(f"wrote {cfg['out']}/ (config.json, metrics.json, trace.h5, accuracy.png, "
-              f"checkpoints/)")
+        print(f"wrote {cfg['out']}/ (config.json, metrics.json, trace.h5, cost.json, "
+              f"accuracy.png, checkpoints/)")
     return 0
 
 

@@ -27,8 +27,9 @@ Run every cell of a grid — data sets × methods × numerics (presets or datapa
 seeds — as one `intsim cil` run in DIR/runs/<cell>/, on a Dask LocalCluster sized to this
 machine (single-threaded workers) or on an existing cluster (--scheduler). Then write
 DIR/results.parquet (results.csv without pyarrow; one row per cell and seed), DIR/summary.csv
-(mean ± std over seeds) and the plots acc_vs_acc_bits.png, acc_vs_operand_bits.png,
-acc_vs_tile.png (when swept) and per_task.png.
+(mean ± std over seeds, with the energies of each run's cost.json) and the plots
+acc_vs_acc_bits.png, acc_vs_operand_bits.png, acc_vs_tile.png (when swept), per_task.png and
+acc_vs_energy.png (accuracy vs energy relative to fp32, the Pareto front marked).
 
 Restartable: rerun the same command after a crash or kill — complete cells are skipped, started
 ones resume from their last checkpoint, failed ones are retried. A cell whose training

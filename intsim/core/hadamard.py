@@ -38,6 +38,8 @@ __all__ = [
     "fwht",
     "hadamard_transform",
     "rule_block_size",
+    "rule_output_length",
+    "padded_length",
     "block_size",
     "largest_pow2_block",
     "next_pow2",
@@ -132,6 +134,21 @@ def rule_block_size(n: int, rule: Optional[HadamardRule]) -> int:
     return block_size(n, rule_block(rule))
 
 
+def padded_length(n: int, block: BlockArg, p: int) -> int:
+    """Length of the transformed axis of length n with block p resolved from `block`: the
+    padded length p under "pad" (n >= 1), else n (the transform keeps the length)."""
+    return p if (n and isinstance(block, str)) else n
+
+
+def rule_output_length(n: int, rule: Optional[HadamardRule]) -> int:
+    """Length of an axis of length n after the transform of a Numerics.hadamard rule (the
+    zero-padded length under "pad"; n otherwise, also for no transform)."""
+    if rule is None:
+        return n
+    block = rule_block(rule)
+    return padded_length(n, block, block_size(n, block))
+
+
 def hadamard_transform(x: np.ndarray, axis: int, rule: Optional[HadamardRule]
                        ) -> tuple[np.ndarray, int]:
     """(H·x along axis, the divisor p of the rescale) under a Numerics.hadamard rule.
@@ -217,7 +234,7 @@ def fwht(x: ArrayLike, axis: int = -1, block: BlockArg = None) -> np.ndarray:
     shape = x.shape
     n = shape[ax]
     p = block_size(n, block) if block is not None else (n & -n if n else 1)
-    m = p if (n and isinstance(block, str)) else n
+    m = padded_length(n, block, p)
     dt = x.dtype
     odt = _dtype_cache.get((dt, p))
     if odt is None:

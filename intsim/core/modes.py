@@ -222,3 +222,66 @@ def split_label(text: str) -> tuple[str, Optional[MatmulKind], Optional[str]]:
     if kind in MatmulKind.values() and head:
         return layer, MatmulKind(kind), last
     return text, None, None
+
+
+class OpKind(StrEnum):
+    """The operations the cost model counts (intsim.core.costs) and prices (core.energy).
+
+    int_mul a×b multiply of two integer codes (widths of both operands); int_shift the product
+    of an integer and a radix-2 log code (a shift; width of the result); int_add an integer
+    addition or subtraction (width of the result); int_sat a saturation / clamp of an integer
+    to a range (width of the register); fp_add fp_mul fp_div fp_cmp (comparison, max, select)
+    and fp_special (exp, log, sqrt) on floats of `bits`; convert an int ↔ float conversion
+    with rounding; random_bit one random bit drawn for stochastic rounding."""
+    INT_MUL = "int_mul"
+    INT_SHIFT = "int_shift"
+    INT_ADD = "int_add"
+    INT_SAT = "int_sat"
+    FP_ADD = "fp_add"
+    FP_MUL = "fp_mul"
+    FP_DIV = "fp_div"
+    FP_CMP = "fp_cmp"
+    FP_SPECIAL = "fp_special"
+    CONVERT = "convert"
+    RANDOM_BIT = "random_bit"
+
+
+class CostPart(StrEnum):
+    """What an operation is for (the rows of a cost breakdown).
+
+    matmul: the multiplies and register additions of a product (integer or float32);
+    saturate: register / tile-sum clamps; tile_sum: additions of tile results;
+    hadamard: the butterflies of a transform; quantize: scans, scale computation, division by
+    the scale, rounding and code clamps; sr: the random bits and additions of stochastic
+    rounding; rescale: float32 work inside the operator (int→float, rescale multiplies,
+    straight-through masks, group sums); layer: float32 work outside it (bias, BatchNorm,
+    activations, pooling, residual adds); loss, sgd, exemplars (herding, NME): the rest of a
+    training run."""
+    MATMUL = "matmul"
+    SATURATE = "saturate"
+    TILE_SUM = "tile_sum"
+    HADAMARD = "hadamard"
+    QUANTIZE = "quantize"
+    SR = "sr"
+    RESCALE = "rescale"
+    LAYER = "layer"
+    LOSS = "loss"
+    SGD = "sgd"
+    EXEMPLARS = "exemplars"
+
+
+class TensorClass(StrEnum):
+    """What a tensor moved to or from memory is (the memory rows of a cost breakdown).
+
+    inputs: training or evaluation samples read; activations: layer inputs and outputs in
+    flight; kept: what a layer keeps from forward for backward (codes, clip masks, BatchNorm
+    x̂, ReLU masks); weights: weight codes and their Hadamard transforms; master: float32
+    master weights and SGD momentum; gradients: output, input and weight gradients and their
+    transforms and codes; exemplars: the exemplar memory."""
+    INPUTS = "inputs"
+    ACTIVATIONS = "activations"
+    KEPT = "kept"
+    WEIGHTS = "weights"
+    MASTER = "master"
+    GRADIENTS = "gradients"
+    EXEMPLARS = "exemplars"

@@ -10,7 +10,8 @@ Every range in the engine comes from here:
     hadamard_range(lo, hi, p)          exact range of H_p·x for x in [lo, hi]^p
     product_range(a, b)                range of one product a·b
     tile_bound(tile, a, b)             A2Q-style worst case of a tile sum: tile·max|a|·max|b|
-    operand_range(spec)                worst-case codes of a QuantSpec (auto sign: both)
+    operand_range(spec, negative)      worst-case codes of a QuantSpec (auto sign: by `negative`,
+                                       both when unknown)
     product_operand_ranges(nm, kind)   the operand ranges of one of a layer's three products,
                                        a reused forward operand grown by its Hadamard transform
     width_of_range(lo, hi)             narrowest two's-complement / unsigned type holding [lo, hi]
@@ -100,36 +101,43 @@ def tile_bound(tile: int, a: Range, b: Range) -> int:
     return int(tile) * max_abs(a) * max_abs(b)
 
 
-def operand_range(spec: Optional["QuantSpec"]) -> Optional[Range]:
+def operand_range(spec: Optional["QuantSpec"], negative: Optional[bool] = None
+                  ) -> Optional[Range]:
     """Worst-case (min, max) code of a quantizer spec; None for a float operand.
 
-    signed=None ("auto") may produce either signed or unsigned codes: the union of both."""
+    signed=None ("auto") gives signed codes iff the tensor has a value < 0 (§2): with
+    `negative` known (True / False) that range, else (None) the union of both."""
     if spec is None:
         return None
     if spec.format == QuantFormat.LOG2:
         top = log2_top(spec.bits)
         return -top, top
     if spec.signed is None:
+        if negative is not None:
+            return code_range(spec.bits, bool(negative), spec.symmetric)
         return code_range(spec.bits, True, spec.symmetric)[0], code_range(spec.bits, False)[1]
     return code_range(spec.bits, spec.signed, spec.symmetric)
 
 
-def product_operand_ranges(numerics: "Numerics", kind: MatmulKind, block: int = 1
+def product_operand_ranges(numerics: "Numerics", kind: MatmulKind, block: int = 1,
+                           negative: Optional[dict] = None
                            ) -> tuple[Optional[Range], Optional[Range]]:
     """(left, right) worst-case code ranges of one of the layer's products (modes.PRODUCTS).
 
     A backward operand without a quantizer reuses the forward codes transformed by H_p along
     the reduction axis: its range is hadamard_range of the forward range with p = `block`
-    (1: before the transform's growth, when the block is not known)."""
+    (1: before the transform's growth, when the block is not known). `negative` maps operand
+    fields to whether their tensor has a value < 0 (resolves "auto" signs; absent: unknown)."""
     prod = PRODUCTS[MatmulKind(kind)]
+    neg = negative or {}
     out = []
     for role in prod.operands:
         spec = getattr(numerics, role.field)
         if spec is None and role.reuses is not None:
-            base = operand_range(getattr(numerics, role.reuses))
+            base = operand_range(getattr(numerics, role.reuses), neg.get(role.reuses))
             out.append(None if base is None else hadamard_range(*base, block))
         else:
-            out.append(operand_range(spec))
+            out.append(operand_range(spec, neg.get(role.field)))
     return out[0], out[1]
 
 

@@ -17,6 +17,9 @@ Output folder (file formats: intsim.formats.run_folder):
   trace.h5           per-layer saturation/rounding records of the student's quantized matmuls,
                      every trace_every-th optimizer step, appended after every epoch
   trace_summary.json totals of trace.h5 (saturation event rate, saturated outputs)
+  cost.json          operation counts, memory traffic and energy (pJ, default 45 nm table) per
+                     step, per epoch and for the whole run, per task, and the fp32 reference
+                     (intsim.models.cost_run); rewritten after every task
   checkpoints/       taskNNN.npz after every task
   accuracy.png       accuracy per task for each classifier + the accuracy matrix
 
@@ -63,12 +66,14 @@ from intsim.experiments.outputs import check_output_folder, clear_run_folder, re
 from intsim.experiments.plots import plot_run
 from intsim.experiments.progress import RunProgress
 from intsim.experiments.records import Record, compute_metrics, trace_summary
+from intsim.formats.energy_table import load_energy_table
 from intsim.formats.ownership import hold, write_marker
 from intsim.formats.run_folder import (CHECKPOINT_FORMAT, CheckpointError, append_trace,
                                        checkpoint_path, checkpoints, init_trace_file, jsonable,
                                        read_checkpoint, read_json, remove_space_probe,
                                        repair_trace, trace_rows,
                                        write_checkpoint, write_json)
+from intsim.models.cost_run import RunCostRecorder, run_cost_doc, tasks_from_doc
 from intsim.models.learners import Callbacks
 from intsim.nn.training import Diverged
 
@@ -96,8 +101,9 @@ class _RunCallbacks(Callbacks):
     trace flushed to trace.h5 after every epoch, progress forwarded to a RunProgress."""
 
     def __init__(self, trace: Optional[Trace], trace_every: int, trace_path: Path,
-                 progress: RunProgress):
+                 progress: RunProgress, cost: Optional[RunCostRecorder] = None):
         self.trace, self.every, self.path, self.progress = trace, trace_every, trace_path, progress
+        self.cost = cost
         self._attached = False
 
     def step_start(self, learner, step):
@@ -121,6 +127,8 @@ class _RunCallbacks(Callbacks):
         self.progress.epoch_end(t, epoch, mean_loss)
 
     def stage(self, learner, t, name, epochs):
+        if name == "train" and self.cost is not None:
+            self.cost.task_start(learner, t)
         self.progress.stage_start(t, name, epochs)
 
 
@@ -335,7 +343,8 @@ class CILRun:
         if trace is not None and trace.event_limit:   # the limit holds across a resume
             rows = trace_rows(self.trace_path)
             trace.events_logged = rows.get("matmul_events", 0) + rows.get("quantize_events", 0)
-        cb = _RunCallbacks(trace, self.cfg["trace_every"], self.trace_path, progress)
+        cost = self._cost_recorder()
+        cb = _RunCallbacks(trace, self.cfg["trace_every"], self.trace_path, progress, cost)
         progress.run_start(sc.n_tasks, self.start_task)
         try:
             for t in range(self.start_task, sc.n_tasks):
@@ -347,6 +356,8 @@ class CILRun:
                 cb.flush()
                 _, y = sc.test_upto(t)
                 self.record.add(y, self.learner.evaluate(t))
+                cost.task_end(self.learner, t)
+                self._write_cost(cost, complete=t == sc.n_tasks - 1)
                 self.save_checkpoint(t)
                 progress.task_end(t, 100.0 * np.mean(self.record.preds["cnn"][-1] == y)
                                   if len(y) else float("nan"))
@@ -377,6 +388,23 @@ def check_run_folder(out: Path, resume: bool, overwrite: bool) -> None:
             and not (resume or overwrite):
         raise ConfigError(f"{out} already holds a run (config.json); pass --resume to "
                           f"continue it, --overwrite to start over, or choose another --out")
+
+
+    # ---------------------------------------------------------------- cost.json
+    def _cost_recorder(self) -> RunCostRecorder:
+        """The recorder of the run's cost; a resumed run takes the finished tasks' costs from
+        the cost.json it wrote before."""
+        rec = RunCostRecorder()
+        doc = read_json(self.out / "cost.json") if self.start_task else None
+        if isinstance(doc, dict):
+            rec.tasks = {t: tc for t, tc in tasks_from_doc(doc).items() if t < self.start_task}
+        return rec
+
+    def _write_cost(self, rec: RunCostRecorder, complete: bool) -> None:
+        done = sorted(rec.tasks)
+        complete = complete and done == list(range(self.scenario.n_tasks))
+        write_json(self.out / "cost.json",
+                   run_cost_doc(rec.tasks, load_energy_table(), self.numerics.name, complete))
 
 
 def settings_diff(stored: Mapping, current: Mapping) -> list[tuple[str, object, object]]:

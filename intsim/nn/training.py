@@ -107,15 +107,20 @@ def sgd_step(optimizer: SGD, step_fn: StepFn, x: np.ndarray, y: np.ndarray) -> f
     return loss
 
 
+def epoch_batch_sizes(n: int, batch_size: int, min_size: int = 1) -> list[int]:
+    """Sizes of the batches of one epoch of n samples: batch_size each, the last one n mod
+    batch_size; a trailing batch smaller than min_size is dropped (epoch_batches)."""
+    sizes = [min(batch_size, n - s) for s in range(0, n, batch_size)]
+    return [b for b in sizes if b >= min_size]
+
+
 def epoch_batches(n: int, batch_size: int, rng: np.random.Generator,
                   min_size: int = 1) -> Iterator[np.ndarray]:
     """Index arrays of one epoch: one permutation of n drawn from rng, cut into batches of
     batch_size; a trailing batch smaller than min_size is dropped."""
     perm = rng.permutation(n)
-    for s in range(0, n, batch_size):
-        idx = perm[s:s + batch_size]
-        if len(idx) >= min_size:
-            yield idx
+    for i, size in enumerate(epoch_batch_sizes(n, batch_size, min_size)):
+        yield perm[i * batch_size:i * batch_size + size]
 
 
 def run_epoch(step_fn: StepFn, X: np.ndarray, y: np.ndarray, batches, optimizer: SGD,

@@ -277,8 +277,13 @@ class Learner:
     def batches(self, n: int, rng: np.random.Generator):
         """Index arrays of one shuffled epoch; a trailing batch of one sample is dropped
         (BatchNorm needs two) unless keep_single_batch."""
-        s = self.train_settings
-        return epoch_batches(n, s.batch_size, rng, min_size=1 if s.keep_single_batch else 2)
+        return epoch_batches(n, self.train_settings.batch_size, rng, min_size=self.min_batch)
+
+    @property
+    def min_batch(self) -> int:
+        """The smallest training mini-batch kept: 2 (BatchNorm needs two), 1 with
+        keep_single_batch."""
+        return 1 if self.train_settings.keep_single_batch else 2
 
     def fit(self, t: int, X: np.ndarray, y: np.ndarray, cb: Callbacks) -> None:
         s = self.train_settings

@@ -17,10 +17,13 @@ Output folder DIR:
                          text (results.csv when pyarrow is not installed)
     summary.csv          per configuration: n_seeds, n_failed, <metric>_mean, <metric>_std
                          (sample std over the successful seeds, intsim.models.metrics.
-                         aggregate_seeds; NaN with one seed)
+                         aggregate_seeds; NaN with one seed), including the energies
+                         energy_pj_step / energy_pj_run / energy_rel_fp32 of cost.json
     acc_vs_acc_bits.png, acc_vs_operand_bits.png, acc_vs_tile.png   accuracy vs the knob
                          (when it is swept with >= 2 values), float runs as horizontal lines
     per_task.png         accuracy after each task, every configuration (FP32 vs quantized)
+    acc_vs_energy.png    accuracy vs the run's energy relative to fp32 (cost.json of each
+                         cell), the Pareto front marked
 
 Restart: a cell whose metrics.json exists (and whose stored settings equal the cell's) is skipped;
 a cell with a config.json but no metrics.json resumes from its last checkpoint (intsim cil
@@ -42,7 +45,8 @@ from intsim.experiments.sweep.cluster import (THREAD_ENV_VARS, dask_client, defa
                                               worker_thread_report)
 from intsim.experiments.sweep.grid import (CELL_SETTINGS, GRID_KEYS, NUMERICS_KNOBS, RUNS_DIR,
                                            Cell, Grid, GridError, knob_overrides)
-from intsim.experiments.sweep.plots import plot_per_task, plot_vs_knob, sweep_plots
+from intsim.experiments.sweep.plots import (pareto_front, plot_acc_vs_energy, plot_per_task,
+                                           plot_vs_knob, sweep_plots)
 from intsim.experiments.sweep.runner import SweepResult, run_sweep
 from intsim.experiments.sweep.tables import (CURVES, SCALAR_METRICS, STATUS_COLUMNS,
                                              config_label, field_columns, format_summary,
@@ -55,5 +59,6 @@ __all__ = ["Grid", "Cell", "GridError", "knob_overrides", "run_sweep", "SweepRes
            "default_workers", "thread_env", "thread_limits", "sync_numba_config",
            "worker_thread_report", "results_frame", "write_results", "read_results",
            "summarize", "format_summary", "config_label", "field_columns", "parquet_available", "sweep_plots",
-           "plot_vs_knob", "plot_per_task", "THREAD_ENV_VARS", "GRID_KEYS", "NUMERICS_KNOBS",
+           "plot_vs_knob", "plot_per_task", "plot_acc_vs_energy", "pareto_front",
+           "THREAD_ENV_VARS", "GRID_KEYS", "NUMERICS_KNOBS",
            "CELL_SETTINGS", "RUNS_DIR", "SCALAR_METRICS", "CURVES", "STATUS_COLUMNS"]

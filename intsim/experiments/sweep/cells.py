@@ -114,10 +114,11 @@ def row_from_dir(cell: Union[Cell, dict]) -> dict:
         summary = trace_summary(d / "trace.h5")
         write_json(d / "trace_summary.json", summary)
     summary = summary or {}
+    cost = read_json(d / "cost.json") or {}            # energies (intsim.models.cost_run)
     row["status"] = "ok"
     row["error"] = None
     for k in SCALAR_METRICS:
-        row[k] = _finite(m.get(k, summary.get(k)))
+        row[k] = _finite(m.get(k, summary.get(k, cost.get(k))))
     for k in CURVES:
         if k in m:
             row[f"{k}_json"] = json.dumps(m[k])

@@ -1,4 +1,5 @@
-"""The sweep's plots: accuracy against a swept numerics knob, and accuracy after each task."""
+"""The sweep's plots: accuracy against a swept numerics knob, accuracy after each task, and
+accuracy against energy with the Pareto front."""
 from __future__ import annotations
 
 import json
@@ -119,8 +120,84 @@ def plot_per_task(summary, results, path: Union[str, os.PathLike], max_lines: in
     return True
 
 
+def pareto_front(energy: Sequence[float], accuracy: Sequence[float]) -> list[bool]:
+    """Which points are Pareto-optimal when energy is minimised and accuracy maximised: no
+    other point has energy <= and accuracy >= with one of them strictly better."""
+    pts = list(zip(energy, accuracy))
+    return [not any((e2 <= e and a2 >= a) and (e2 < e or a2 > a) for e2, a2 in pts)
+            for e, a in pts]
+
+
+ENERGY_AXES = (("energy_rel_fp32", "energy of the run relative to fp32"),
+               ("energy_compute_rel_fp32", "compute energy of the run relative to fp32"))
+
+
+def plot_acc_vs_energy(summary, path: Union[str, os.PathLike],
+                       metrics: Sequence[str] = ("last", "aia")) -> bool:
+    """Accuracy (mean ± std over seeds) against the run's energy relative to the same run in
+    fp32 (cost.json: all of it, and compute alone) for every configuration; one row of panels
+    per data set × method, the Pareto front (least energy for the accuracy) drawn as a line
+    and ringed. Returns False (no file) with fewer than two configurations that have both."""
+    axes_cols = [(c, t) for c, t in ENERGY_AXES if f"{c}_mean" in summary.columns]
+    if not axes_cols:
+        return False
+    have = summary.dropna(subset=[f"{axes_cols[0][0]}_mean"])
+    if len(have) < 2:
+        return False
+    fields = list(summary.columns[1:summary.columns.get_loc("n_seeds")])
+    pairs = list(dict.fromkeys(zip(have["dataset"], have["method"])))
+    panels = [(m, c, t) for m in metrics for c, t in axes_cols]
+    fig = figure(4.4 * len(panels) + 2.2, 3.8 * len(pairs))
+    axes = np.atleast_2d(fig.subplots(len(pairs), len(panels), squeeze=False))
+    for i, (ds, me) in enumerate(pairs):
+        sub = have[(have["dataset"] == ds) & (have["method"] == me)]
+        for j, (m, col, title) in enumerate(panels):
+            _energy_panel(axes[i, j], sub.dropna(subset=[f"{m}_mean", f"{col}_mean"]), m,
+                          f"{col}_mean", fields, legend=j == len(panels) - 1)
+            axes[i, j].set_xlabel(title)
+            axes[i, j].set_title(f"{ds} · {me}", fontsize=9)
+    fig.suptitle("accuracy vs energy (mean ± std over seeds; energies from each run's "
+                 "cost.json)", fontsize=10)
+    fig.tight_layout()
+    save_figure(fig, path)
+    return True
+
+
+MARKERS = ("o", "s", "^", "D", "v", "P", "X", "<", ">", "*")
+
+
+def _energy_panel(ax, g, m: str, col: str, fields, legend: bool) -> None:
+    """One panel: a marker per configuration (colour by numerics, shape by the other fields),
+    the Pareto front as a step line, its points ringed and named."""
+    x, y = g[col].to_numpy(float), g[f"{m}_mean"].to_numpy(float)
+    front = np.array(pareto_front(x, y), bool)
+    colours = {v: f"C{i % 10}" for i, v in enumerate(dict.fromkeys(g["numerics"]))}
+    shapes: dict = {}
+    for k, (_, r) in enumerate(g.iterrows()):
+        rest = config_label(r, fields).partition(" ")[2]
+        shape = shapes.setdefault(rest, MARKERS[len(shapes) % len(MARKERS)])
+        ax.errorbar(x[k], y[k], yerr=0.0 if pd.isna(r[f"{m}_std"]) else r[f"{m}_std"],
+                    marker=shape, capsize=3, color=colours[r["numerics"]], linestyle="none",
+                    label=config_label(r, fields))
+        if front[k]:
+            ax.annotate(config_label(r, fields), (x[k], y[k]), textcoords="offset points",
+                        xytext=(6, -10), fontsize=6)
+    if front.any():
+        order = np.argsort(x[front])
+        ax.plot(x[front][order], y[front][order], color="k", linewidth=1, zorder=0,
+                drawstyle="steps-post", label="Pareto front")
+        ax.scatter(x[front], y[front], s=140, facecolors="none", edgecolors="k")
+    if len(x) and x.min() > 0 and x.max() / x.min() > 10:
+        ax.set_xscale("log")
+    ax.set_ylabel(f"{'last-task accuracy' if m == 'last' else m.upper()} (%)")
+    ax.grid(alpha=0.3, which="both")
+    if legend:
+        ax.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.02, 1.0))
+
+
 def sweep_plots(results, summary, out: Union[str, os.PathLike]) -> list[Path]:
-    """acc_vs_<knob>.png for acc_bits / operand_bits / tile (when swept) and per_task.png."""
+    """acc_vs_<knob>.png for acc_bits / operand_bits / tile (when swept), per_task.png and
+    acc_vs_energy.png (with the Pareto front)."""
     out = Path(out)
     written = []
     if summary.empty:
@@ -131,5 +208,8 @@ def sweep_plots(results, summary, out: Union[str, os.PathLike]) -> list[Path]:
             written.append(p)
     p = out / "per_task.png"
     if plot_per_task(summary, results, p):
+        written.append(p)
+    p = out / "acc_vs_energy.png"
+    if plot_acc_vs_energy(summary, p):
         written.append(p)
     return written

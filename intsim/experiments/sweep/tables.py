@@ -18,10 +18,14 @@ import pandas as pd
 from intsim.formats.atomic import atomic_path
 from intsim.models.metrics import aggregate_seeds
 
-#: scalar columns of results / summary (metrics.json, then trace_summary.json)
+#: scalar columns of results / summary (metrics.json, then trace_summary.json, cost.json)
 SCALAR_METRICS = ("aia", "last", "forgetting", "bwt", "class_forgetting", "macro_f1",
                   "nme_aia", "nme_last", "nme_forgetting", "nme_bwt", "nme_class_forgetting",
                   "nme_macro_f1", "event_rate", "saturated_output_fraction")
+#: energy columns from the cell's cost.json: pJ per training step and per whole run, the run's
+#: energy and its compute energy (memory traffic left out) relative to the same run in fp32
+COST_METRICS = ("energy_pj_step", "energy_pj_run", "energy_rel_fp32", "energy_compute_rel_fp32")
+SCALAR_METRICS = SCALAR_METRICS + COST_METRICS
 #: per-task curves kept as JSON text columns (<name>_json)
 CURVES = ("accuracy_curve", "nme_accuracy_curve")
 #: results columns after the grid fields
@@ -197,15 +201,16 @@ def format_summary(summary) -> str:
             return "—"
         return f"{mean:.2f}" if pd.isna(sd) else f"{mean:.2f} ± {sd:.2f}"
     head = ["dataset", "method", "numerics", "evaluation", "seeds",
-            *(c for c, _ in TABLE_COLUMNS), "sat.events/op", "failed", "diverged"]
+            *(c for c, _ in TABLE_COLUMNS), "sat.events/op", "energy×fp32", "failed",
+            "diverged"]
     body = []
     for _, r in summary.iterrows():
-        ev = r["event_rate_mean"]
+        ev, en = r["event_rate_mean"], r["energy_rel_fp32_mean"]
         body.append([str(r["dataset"]), str(r["method"]), config_label(r, fields),
                      str(r.get("evaluation") or "—"), str(r["n_seeds"]),
                      *(ms(r, m) for _, m in TABLE_COLUMNS),
-                     "—" if pd.isna(ev) else f"{ev:.2e}", str(r["n_failed"]),
-                     str(r.get("n_diverged", 0))])
+                     "—" if pd.isna(ev) else f"{ev:.2e}", "—" if pd.isna(en) else f"{en:.3f}",
+                     str(r["n_failed"]), str(r.get("n_diverged", 0))])
     widths = [max(len(x[i]) for x in [head] + body) for i in range(len(head))]
 
     def line(cells):

@@ -181,8 +181,9 @@ class KernelCounter:
 NUMERICS = {name: preset(name) for name in ("int4", "luq", "hdqt_paper", "hdqt_paper_hadoff",
                                             "hdqt")}
 # float weights and a pow2 activation scale: float products next to integer ones
+# (the two products with a float operand have no integer accumulator)
 NUMERICS["float_w"] = preset("hdqt").replace(
-    w_fwd=None, w_bwd=None, a_fwd=QuantSpec(bits=4, scale="pow2"))
+    w_fwd=None, w_bwd=None, acc_fwd=None, acc_in=None, a_fwd=QuantSpec(bits=4, scale="pow2"))
 NUMERICS["code_max"] = preset("hdqt").replace(ste="code_max", rescale_order="left_to_right")
 
 

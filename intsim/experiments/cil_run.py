@@ -380,16 +380,6 @@ class CILRun:
                            f"{self.numerics.name} · seed {self.cfg['seed']}{status}")
         write_json(self.out / "metrics.json", metrics)
 
-
-def check_run_folder(out: Path, resume: bool, overwrite: bool) -> None:
-    """ConfigError unless `out` may receive this run: new, empty, or an intsim run folder —
-    which, when it already holds a run (config.json), needs resume or overwrite."""
-    if check_output_folder(out, "run") and (out / "config.json").exists() \
-            and not (resume or overwrite):
-        raise ConfigError(f"{out} already holds a run (config.json); pass --resume to "
-                          f"continue it, --overwrite to start over, or choose another --out")
-
-
     # ---------------------------------------------------------------- cost.json
     def _cost_recorder(self) -> RunCostRecorder:
         """The recorder of the run's cost; a resumed run takes the finished tasks' costs from
@@ -405,6 +395,15 @@ def check_run_folder(out: Path, resume: bool, overwrite: bool) -> None:
         complete = complete and done == list(range(self.scenario.n_tasks))
         write_json(self.out / "cost.json",
                    run_cost_doc(rec.tasks, load_energy_table(), self.numerics.name, complete))
+
+
+def check_run_folder(out: Path, resume: bool, overwrite: bool) -> None:
+    """ConfigError unless `out` may receive this run: new, empty, or an intsim run folder —
+    which, when it already holds a run (config.json), needs resume or overwrite."""
+    if check_output_folder(out, "run") and (out / "config.json").exists() \
+            and not (resume or overwrite):
+        raise ConfigError(f"{out} already holds a run (config.json); pass --resume to "
+                          f"continue it, --overwrite to start over, or choose another --out")
 
 
 def settings_diff(stored: Mapping, current: Mapping) -> list[tuple[str, object, object]]:

@@ -25,8 +25,10 @@ from typing import Any, Callable, Iterable, Mapping
 
 import numpy as np
 
-from .base import Dataset
-from .har_features import FEATURE_VERSION
+from intsim.datasets.base import Dataset
+from intsim.datasets.har_features import FEATURE_VERSION
+from intsim.datasets.identity import source_records
+from intsim.datasets.safeio import sha256_file
 
 __all__ = ["CACHE_FORMAT", "default_cache_dir", "hash_files", "cache_key", "cache_path",
            "read_cache", "write_cache", "cached"]
@@ -45,21 +47,21 @@ def default_cache_dir(cache_dir: os.PathLike | str | None = None) -> Path:
     return Path("~/.cache/intsim").expanduser()
 
 
-def hash_files(paths: Iterable[os.PathLike | str], root: os.PathLike | str | None = None) -> str:
+def hash_files(paths: Iterable[os.PathLike | str], root: os.PathLike | str | None = None,
+               digests: Mapping[str, str] | None = None) -> str:
     """SHA-256 over the sorted (relative path, content SHA-256) pairs of ``paths``.
 
     Paths are taken relative to ``root`` when given, so moving a data folder keeps its key.
+    ``digests`` maps ``str(path)`` to an already computed content SHA-256.
     """
     rootp = Path(root) if root is not None else None
+    digests = digests or {}
     entries = []
     for p in paths:
         p = Path(p)
-        h = hashlib.sha256()
-        with open(p, "rb") as f:
-            for chunk in iter(lambda: f.read(_CHUNK), b""):
-                h.update(chunk)
+        digest = digests.get(str(p)) or sha256_file(p)
         rel = p.relative_to(rootp).as_posix() if rootp is not None else p.name
-        entries.append((rel, h.hexdigest()))
+        entries.append((rel, digest))
     outer = hashlib.sha256()
     for rel, digest in sorted(entries):
         outer.update(rel.encode() + b"\0" + digest.encode() + b"\n")
@@ -200,17 +202,24 @@ def cached(
     ``meta["cache"]`` of the result says ``"hit"``, ``"miss"`` (built and written), ``"rebuilt"``
     (a corrupt file was replaced) or ``"disabled"``.  A cache folder that cannot be written only
     gives a warning: the freshly built data set is still returned.
+
+    Every result also carries its identity (:mod:`intsim.datasets.identity`):
+    ``meta["source_files"]`` (absolute path, SHA-256 and size of each source, hashed now, also on a
+    cache hit) and ``meta["load_params"]`` (= ``params``).
     """
+    sources = [Path(p) for p in sources]
+    digests = {str(p): sha256_file(p) for p in sources}
+    ident = {"source_files": source_records(sources, root, digests), "load_params": _jsonable(params)}
     if not enabled:
         ds = build()
-        return ds.replace(meta={**ds.meta, "cache": "disabled"})
-    key = cache_key(name, hash_files(sources, root), params)
+        return ds.replace(meta={**ds.meta, **ident, "cache": "disabled"})
+    key = cache_key(name, hash_files(sources, root, digests), params)
     path = cache_path(name, key, cache_dir)
     status = "miss"
     if path.exists():
         try:
             ds = read_cache(path)
-            return ds.replace(meta={**ds.meta, "cache": "hit", "cache_file": str(path)})
+            return ds.replace(meta={**ds.meta, **ident, "cache": "hit", "cache_file": str(path)})
         except Exception as err:  # corrupt / truncated / foreign file: rebuild it
             warnings.warn(f"intsim cache file {path} is unreadable ({type(err).__name__}: {err}); rebuilding it",
                           RuntimeWarning, stacklevel=2)
@@ -224,5 +233,5 @@ def cached(
         write_cache(path, ds)
     except OSError as err:
         warnings.warn(f"could not write intsim cache file {path}: {err}", RuntimeWarning, stacklevel=2)
-        return ds.replace(meta={**ds.meta, "cache": "unwritable"})
-    return ds.replace(meta={**ds.meta, "cache": status, "cache_file": str(path)})
+        return ds.replace(meta={**ds.meta, **ident, "cache": "unwritable"})
+    return ds.replace(meta={**ds.meta, **ident, "cache": status, "cache_file": str(path)})

@@ -19,8 +19,10 @@ from typing import Sequence
 
 import numpy as np
 
-from .base import Dataset, malformed_error, missing_data_error, remap_labels
-from .har_features import magnitude_features, sliding_windows
+from intsim.datasets.args import check_int, check_int_sequence, check_path
+from intsim.datasets.base import Dataset, malformed_error, missing_data_error, remap_labels
+from intsim.datasets.har_features import magnitude_features, sliding_windows
+from intsim.datasets.safeio import read_text
 
 __all__ = [
     "DSADS_ACTIVITIES", "DSADS_UNITS", "PAMAP2_ACTIVITIES", "PAMAP2_IMUS", "HAPT_ACTIVITIES",
@@ -41,6 +43,8 @@ DSADS_ACTIVITIES: dict[int, str] = {
 DSADS_UNITS = ("torso", "right_arm", "left_arm", "right_leg", "left_leg")
 DSADS_SENSORS = ("acc", "gyro", "mag")
 DSADS_COLUMNS = 45
+#: rows per segment file: 5 s at 25 Hz
+DSADS_ROWS = 125
 DSADS_FS = 25.0
 #: (group name, 3 column indices): unit-major, then acc/gyro/mag -> 15 magnitudes
 DSADS_GROUPS = tuple(
@@ -68,7 +72,7 @@ def dsads_raw_files(data_dir: os.PathLike | str) -> tuple[Path, list[tuple[int, 
 
     Raises FileNotFoundError naming the expected layout when no ``aNN/pN/sNN.txt`` file exists.
     """
-    root = _dsads_root(Path(data_dir))
+    root = _dsads_root(check_path("load_dsads_raw", "data_dir", data_dir))
     found = []
     for a_dir in sorted(root.iterdir()):
         ma = _A_RE.match(a_dir.name)
@@ -88,7 +92,7 @@ def dsads_raw_files(data_dir: os.PathLike | str) -> tuple[Path, list[tuple[int, 
 
 
 def _parse_dsads_file(path: Path) -> np.ndarray:
-    text = path.read_text().strip()
+    text = read_text(path, lambda problem: malformed_error("dsads", path, problem)).strip()
     lines = [ln for ln in text.splitlines() if ln.strip()]
     if not lines:
         raise malformed_error("dsads", path, "file is empty")
@@ -115,7 +119,7 @@ def read_dsads_segments(
 
     Returns
     -------
-    segments : float64 (n, T, 45) with T = 125 for the real data (all files must agree)
+    segments : float64 (n, 125, 45) (a file without exactly 125 rows is an error naming it)
     activity : int64 (n,), 1..19 from the folder name aNN
     person : int64 (n,), 1..8 from the folder name pN
     segment : int64 (n,), 1..60 from the file name sNN.txt
@@ -124,9 +128,9 @@ def read_dsads_segments(
     arrays = []
     for _, _, _, path in files:
         arr = _parse_dsads_file(path)
-        if arrays and arr.shape != arrays[0].shape:
-            raise malformed_error("dsads", path, f"{arr.shape[0]} rows, but {files[0][3]} has "
-                                  f"{arrays[0].shape[0]} (every segment must have the same length, 125)")
+        if arr.shape[0] != DSADS_ROWS:
+            raise malformed_error("dsads", path, f"{arr.shape[0]} rows, expected {DSADS_ROWS} "
+                                  "(every segment is 5 s at 25 Hz)")
         arrays.append(arr)
     meta = np.array([f[:3] for f in files], dtype=np.int64)
     return np.stack(arrays), meta[:, 0], meta[:, 1], meta[:, 2]
@@ -191,10 +195,13 @@ def read_pamap2_file(path: os.PathLike | str) -> np.ndarray:
     path = Path(path)
     try:
         df = pd.read_csv(path, sep=r"\s+", header=None, dtype=np.float64, engine="c")
-    except (ValueError, pd.errors.ParserError) as err:
-        raise malformed_error("pamap2", path, f"cannot parse as whitespace-separated floats ({err})") from None
+    except UnicodeDecodeError:
+        read_text(path, lambda problem: malformed_error("pamap2", path, problem))
+        raise  # not reached: read_text raised the clear error
     except pd.errors.EmptyDataError:
         raise malformed_error("pamap2", path, "file is empty") from None
+    except (ValueError, pd.errors.ParserError) as err:
+        raise malformed_error("pamap2", path, f"cannot parse as whitespace-separated floats ({err})") from None
     if df.shape[1] != PAMAP2_COLUMNS:
         raise malformed_error("pamap2", path, f"{df.shape[1]} columns, expected {PAMAP2_COLUMNS}")
     arr = df.to_numpy()
@@ -238,9 +245,11 @@ def load_pamap2_raw(
     Defaults follow the paper: subjects 3, 4, 9 and class 24 (rope jumping) are dropped, leaving
     11 classes (original ids 1-7, 12, 13, 16, 17 -> 0..10).  Pass ``()`` to keep them.
     """
-    if window < 4 or step < 1:
-        raise ValueError(f"load_pamap2_raw: window must be >= 4 and step >= 1, got {window}, {step}")
-    folder, files = pamap2_raw_files(data_dir)
+    window = check_int("load_pamap2_raw", "window", window, minimum=4)
+    step = check_int("load_pamap2_raw", "step", step, minimum=1)
+    drop_subjects = check_int_sequence("load_pamap2_raw", "drop_subjects", drop_subjects)
+    drop_classes = check_int_sequence("load_pamap2_raw", "drop_classes", drop_classes)
+    folder, files = pamap2_raw_files(check_path("load_pamap2_raw", "data_dir", data_dir))
     cols = [c for _, g in PAMAP2_GROUPS for c in g]
     remap = {c: i for i, c in enumerate(cols)}
     groups = [(n, tuple(remap[c] for c in g)) for n, g in PAMAP2_GROUPS]
@@ -274,8 +283,9 @@ def load_pamap2_raw(
             acts.append(np.concatenate(labs))
             subs.append(np.full(len(W), subj, dtype=np.int64))
     if not feats:
-        raise malformed_error("pamap2", folder, f"no complete {window}-sample window of a kept activity "
-                              f"in {len(files)} subject files")
+        raise ValueError(f"load_pamap2_raw: no complete window={window}-sample window of a kept activity in "
+                         f"the {len(files)} subject files of {folder} (drop_subjects={list(drop_subjects)}, "
+                         f"drop_classes={list(drop_classes)}): use a smaller window or drop less")
     y, orig = remap_labels(np.concatenate(acts))
     return Dataset(
         name="pamap2", X=np.concatenate(feats), y=y, subject=np.concatenate(subs), is_test=None,
@@ -318,6 +328,9 @@ def _read_table(path: Path, ncols: int | None, dtype) -> np.ndarray:
 
     try:
         df = pd.read_csv(path, sep=r"\s+", header=None, engine="c")
+    except UnicodeDecodeError:
+        read_text(path, lambda problem: malformed_error("hapt", path, problem))
+        raise  # not reached: read_text raised the clear error
     except pd.errors.EmptyDataError:
         raise malformed_error("hapt", path, "file is empty") from None
     except (ValueError, pd.errors.ParserError) as err:
@@ -345,7 +358,9 @@ def load_hapt(
     [-1, 1], scaled by the UCI authors over all data).  ``features.txt`` and
     ``activity_labels.txt`` are used for names when present.
     """
-    d = Path(data_dir)
+    d = check_path("load_hapt", "data_dir", data_dir)
+    drop_subjects = check_int_sequence("load_hapt", "drop_subjects", drop_subjects)
+    drop_classes = check_int_sequence("load_hapt", "drop_classes", drop_classes)
     files = hapt_files(d)
     parts = {}
     for split in ("train", "test"):
@@ -363,18 +378,22 @@ def load_hapt(
     subj = np.concatenate([parts["train"][2], parts["test"][2]])
     is_test = np.concatenate([np.zeros(len(parts["train"][1]), bool), np.ones(len(parts["test"][1]), bool)])
     keep = ~np.isin(subj, list(drop_subjects)) & ~np.isin(y0, list(drop_classes))
+    if not keep.any():
+        raise ValueError(f"load_hapt: no rows of {d} left after drop_subjects={list(drop_subjects)} and "
+                         f"drop_classes={list(drop_classes)}")
     y, orig = remap_labels(y0[keep])
     names = dict(HAPT_ACTIVITIES)
     lab_file = d / "activity_labels.txt"
     if lab_file.is_file():
-        for line in lab_file.read_text().splitlines():
+        for line in read_text(lab_file, lambda problem: malformed_error("hapt", lab_file, problem)).splitlines():
             parts_ = line.split()
             if len(parts_) >= 2 and parts_[0].isdigit():
                 names[int(parts_[0])] = parts_[1]
     fnames = None
     feat_file = d / "features.txt"
     if feat_file.is_file():
-        lines = [ln.strip() for ln in feat_file.read_text().splitlines() if ln.strip()]
+        text = read_text(feat_file, lambda problem: malformed_error("hapt", feat_file, problem))
+        lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
         if len(lines) == HAPT_FEATURES:
             fnames = tuple(lines)
     return Dataset(

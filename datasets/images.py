@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import gzip
 import os
-import pickle
+import zlib
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from .base import Dataset, malformed_error, missing_data_error
+from intsim.datasets.args import check_path
+from intsim.datasets.base import Dataset, malformed_error, missing_data_error
+from intsim.datasets.safeio import NumpyOnlyUnpickler
 
 __all__ = ["CIFAR100_MEAN", "CIFAR100_STD", "cifar100_dir", "read_cifar_pickle", "load_cifar100", "read_idx"]
 
@@ -22,23 +24,7 @@ CIFAR100_MEAN = (0.5071, 0.4867, 0.4408)
 CIFAR100_STD = (0.2675, 0.2565, 0.2761)
 
 
-class _NumpyOnlyUnpickler(pickle.Unpickler):
-    """Unpickler that only rebuilds plain containers and NumPy arrays (no arbitrary callables)."""
-
-    _ALLOWED = {
-        ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
-        ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"),
-        ("numpy.core.numeric", "_frombuffer"), ("numpy._core.numeric", "_frombuffer"),
-        ("numpy", "ndarray"), ("numpy", "dtype"),
-        ("_codecs", "encode"),  # how Python 3 protocol-2 pickles store bytes
-        ("copy_reg", "_reconstructor"), ("copyreg", "_reconstructor"),
-        ("__builtin__", "object"), ("builtins", "object"),
-    }
-
-    def find_class(self, module: str, name: str) -> Any:
-        if (module, name) in self._ALLOWED:
-            return super().find_class(module, name)
-        raise pickle.UnpicklingError(f"refusing to load {module}.{name} from a data pickle")
+_NumpyOnlyUnpickler = NumpyOnlyUnpickler  # former private name
 
 
 def _get(d: dict, key: str) -> Any:
@@ -82,7 +68,7 @@ def load_cifar100(data_dir: os.PathLike | str, label_type: str = "fine") -> Data
     """
     if label_type not in ("fine", "coarse"):
         raise ValueError(f"load_cifar100: label_type must be 'fine' or 'coarse', got {label_type!r}")
-    folder = cifar100_dir(data_dir)
+    folder = cifar100_dir(check_path("load_cifar100", "data_dir", data_dir))
     n_classes = 100 if label_type == "fine" else 20
     Xs, ys = [], []
     for split in ("train", "test"):
@@ -93,8 +79,9 @@ def load_cifar100(data_dir: os.PathLike | str, label_type: str = "fine") -> Data
             labels = np.asarray(_get(d, f"{label_type}_labels"), dtype=np.int64)
         except KeyError as err:
             raise malformed_error("cifar100", path, f"missing key {err}") from None
-        if data.ndim != 2 or data.shape[1] != 3072 or data.dtype != np.uint8:
-            raise malformed_error("cifar100", path, f"'data' must be uint8 (n, 3072), got {data.dtype} {data.shape}")
+        if data.ndim != 2 or data.shape[0] == 0 or data.shape[1] != 3072 or data.dtype != np.uint8:
+            raise malformed_error("cifar100", path,
+                                  f"'data' must be uint8 (n, 3072) with n >= 1, got {data.dtype} {data.shape}")
         if labels.shape != (data.shape[0],) or (labels.size and (labels.min() < 0 or labels.max() >= n_classes)):
             raise malformed_error("cifar100", path,
                                   f"'{label_type}_labels' must be {data.shape[0]} ints in 0..{n_classes - 1}")
@@ -136,8 +123,8 @@ def read_idx(path: os.PathLike | str, dataset: str = "fashion_mnist") -> np.ndar
     try:
         with opener(path, "rb") as f:
             raw = f.read()
-    except (OSError, EOFError) as err:
-        raise malformed_error(dataset, path, f"cannot read ({err})") from None
+    except (OSError, EOFError, zlib.error) as err:
+        raise malformed_error(dataset, path, f"cannot read ({type(err).__name__}: {err})") from None
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_TYPES:
         raise malformed_error(dataset, path, "bad IDX magic number")
     ndim = raw[3]

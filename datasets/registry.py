@@ -21,6 +21,17 @@ dsads_synthetic     SYNTHETIC 9120 x 405 table, 19 classes, 8 subjects   no     
 
 ``data_dir=None`` means ``$INTSIM_DATA/<name>`` for the data sets that need one.  Which layout was
 found is in ``Dataset.meta["layout"]`` and ``Dataset.source`` and is logged at INFO level.
+
+Your own data: ``load_dataset("path/to/myhar.csv")`` -- any ``name`` ending in ``.csv``,
+``.parquet``, ``.pq`` or ``.npz`` (or an ``os.PathLike``) is read by
+:func:`intsim.datasets.byo.load_file` (formats and parameters there and in docs/data.md).  A
+relative path is taken relative to ``data_dir`` when one is given.  Registry names win: a file
+must be named with its suffix.
+
+Every result names its sources: ``meta["source_files"]`` (absolute path, SHA-256, size) and
+``meta["load_params"]``; :func:`intsim.datasets.dataset_identity` turns them into a record for
+config.json.  A load that would give no rows (e.g. ``window`` longer than every recording) is a
+ValueError naming the parameter.
 """
 from __future__ import annotations
 
@@ -30,14 +41,18 @@ import os
 from pathlib import Path
 from typing import Any, Callable
 
-from .base import Dataset, missing_data_error, resolve_data_dir
-from .cache import cached
-from .har_raw import (dsads_raw_files, hapt_files, load_dsads_raw, load_hapt, load_pamap2_raw,
+from intsim.datasets.args import check_bool, check_path
+from intsim.datasets.base import Dataset, missing_data_error, resolve_data_dir
+from intsim.datasets.byo import FILE_SUFFIXES, is_data_file, load_file
+from intsim.datasets.cache import cached
+from intsim.datasets.har_raw import (dsads_raw_files, hapt_files, load_dsads_raw, load_hapt, load_pamap2_raw,
                       pamap2_raw_files)
-from .images import load_cifar100
-from .offline import load_digits, load_fashion_mnist, load_watch, watch_file
-from .synthetic import load_synthetic_har, make_synthetic_feature_table
-from .tables import TABLE_SPECS, find_feature_table, load_feature_table
+from intsim.datasets.identity import source_records
+from intsim.datasets.images import cifar100_dir, load_cifar100
+from intsim.datasets.offline import fashion_mnist_files, load_digits, load_fashion_mnist, load_watch, watch_file
+from intsim.datasets.synthetic import load_synthetic_har, make_synthetic_feature_table
+from intsim.datasets.tables import TABLE_SPECS, find_feature_table, load_feature_table
+from intsim.datasets.watch import find_watch_file
 
 __all__ = ["DATASET_NAMES", "load_dataset"]
 
@@ -45,6 +60,10 @@ log = logging.getLogger("intsim.datasets")
 
 DATASET_NAMES = ("watch", "digits", "fashion_mnist", "dsads", "pamap2", "hapt", "cifar100",
                  "synthetic", "dsads_synthetic")
+_ALIASES = {"pamap": "pamap2", "fashion": "fashion_mnist", "fmnist": "fashion_mnist",
+            "cifar": "cifar100", "cifar_100": "cifar100"}
+_EXPECTED_NAME = (f"a data set name ({', '.join(DATASET_NAMES)}) or a path to a "
+                  f"{', '.join(FILE_SUFFIXES)} file")
 
 
 def _check_params(name: str, fn: Callable, params: dict, exclude: tuple[str, ...] = ()) -> None:
@@ -52,6 +71,11 @@ def _check_params(name: str, fn: Callable, params: dict, exclude: tuple[str, ...
     unknown = sorted(set(params) - set(allowed))
     if unknown:
         raise TypeError(f"load_dataset({name!r}): unknown parameter(s) {unknown}; accepted: {allowed}")
+
+
+def _with_identity(ds: Dataset, files: list[Path], root: Path | None, params: dict) -> Dataset:
+    """Attach ``source_files`` / ``load_params`` to a data set that did not go through the cache."""
+    return ds.replace(meta={**ds.meta, "source_files": source_records(files, root), "load_params": params})
 
 
 def _har_table_or_raw(name: str, data_dir: Path, layout: str, params: dict, cache: bool,
@@ -67,10 +91,13 @@ def _har_table_or_raw(name: str, data_dir: Path, layout: str, params: dict, cach
         tparams = {"drop_subjects": spec["drop_subjects"], "drop_classes": spec["drop_classes"]}
         for k in ("drop_subjects", "drop_classes"):
             if k in params:
-                tparams[k] = tuple(params.pop(k))
+                tparams[k] = params.pop(k)
         if params:
             raise TypeError(f"load_dataset({name!r}): parameter(s) {sorted(params)} apply to the raw layout "
                             f"only, but the feature table {table} was found; pass layout='raw'")
+        from intsim.datasets.args import check_int_sequence
+        for k in tparams:
+            tparams[k] = check_int_sequence(f"load_dataset({name!r})", k, tparams[k])
         log.info("%s: using the paper's feature table %s", name, table)
         return cached(
             name, [table], table.parent, {"layout": "feature_table", **tparams},
@@ -91,46 +118,83 @@ def _har_table_or_raw(name: str, data_dir: Path, layout: str, params: dict, cach
                   lambda: raw_fn(root, **params), cache_dir, cache)
 
 
+def _load_path(name: Any, data_dir: Path | None, params: dict) -> Dataset:
+    path = check_path("load_dataset", "name", name)
+    if data_dir is not None and not path.is_absolute():
+        path = data_dir / path
+    log.info("loading your own data file %s", path)
+    return load_file(path, **params)
+
+
+def _nonempty(ds: Dataset, key: str, params: dict) -> Dataset:
+    if len(ds) == 0:
+        raise ValueError(f"load_dataset({key!r}): the data set is empty with parameters {params}; "
+                         "check the filters (drop_subjects, drop_classes) and window sizes")
+    return ds
+
+
 def load_dataset(
-    name: str,
+    name: str | os.PathLike,
     data_dir: os.PathLike | str | None = None,
     *,
     cache: bool = True,
     cache_dir: os.PathLike | str | None = None,
     **params: Any,
 ) -> Dataset:
-    """Load data set ``name`` (one of :data:`DATASET_NAMES`) as a :class:`Dataset`.
+    """Load data set ``name`` (one of :data:`DATASET_NAMES`, or a data file) as a :class:`Dataset`.
 
     Parameters
     ----------
-    name : registry name (table in the module docstring).
+    name : registry name (table in the module docstring), or a path to a ``.csv``,
+        ``.parquet``/``.pq`` or ``.npz`` file of your own (see :mod:`intsim.datasets.byo`).
     data_dir : folder with the downloaded data (see ``intsim.datasets.base.ARCHIVES`` for each
-        layout); None uses ``$INTSIM_DATA/<name>`` where a folder is required.
+        layout); None uses ``$INTSIM_DATA/<name>`` where a folder is required.  For a file
+        ``name``, a relative path is resolved against ``data_dir``.
     cache : use the HDF5 cache for processed arrays (watch, dsads, pamap2, hapt).
     cache_dir : cache folder (default ``$INTSIM_CACHE`` or ``~/.cache/intsim``).
     **params : passed to the loader: ``watch`` (window, step), ``digits`` / ``fashion_mnist``
         (flatten), ``dsads`` (layout), ``pamap2`` (layout, window, step, drop_subjects,
         drop_classes), ``hapt`` (drop_subjects, drop_classes), ``cifar100`` (label_type),
         ``synthetic`` (see :func:`load_synthetic_har`), ``dsads_synthetic`` (see
-        :func:`make_synthetic_feature_table`; defaults give DSADS's shape).
+        :func:`make_synthetic_feature_table`; defaults give DSADS's shape); a table file
+        (label_column, feature_columns, subject_column, split_column, class_names, name), an
+        ``.npz`` file (class_names, name).
 
     Raises
     ------
     FileNotFoundError : data missing (the message names the file, layout and archive).
-    DataFormatError (a ValueError) : a file exists but is malformed.
-    ValueError / TypeError : unknown name or parameter.
+    DataFormatError (a ValueError) : a file exists but is malformed (names file, column, row).
+    ValueError : unknown name, a bad argument value, or an empty result (names the argument).
+    TypeError : an unknown parameter.
+    ImportError : a Parquet file without pyarrow installed.
     """
-    key = name.lower().replace("-", "_")
-    key = {"pamap": "pamap2", "fashion": "fashion_mnist", "fmnist": "fashion_mnist",
-           "cifar": "cifar100", "cifar_100": "cifar100"}.get(key, key)
+    cache = check_bool("load_dataset", "cache", cache)
+    if cache_dir is not None:
+        cache_dir = check_path("load_dataset", "cache_dir", cache_dir)
+    if data_dir is not None:
+        data_dir = check_path("load_dataset", "data_dir", data_dir)
+    if isinstance(name, os.PathLike) and not is_data_file(name):
+        raise ValueError(f"load_dataset: name {os.fspath(name)!r} is a path without a {', '.join(FILE_SUFFIXES)} "
+                         f"suffix; name must be {_EXPECTED_NAME}")
+    if is_data_file(name):
+        return _load_path(name, data_dir, params)
+    if not isinstance(name, str) or not name.strip():
+        raise ValueError(f"load_dataset: name must be {_EXPECTED_NAME}, got {name!r} ({type(name).__name__})")
+    key = name.strip().lower().replace("-", "_")
+    key = _ALIASES.get(key, key)
     if key not in DATASET_NAMES:
-        raise ValueError(f"load_dataset: unknown data set {name!r}; known: {', '.join(DATASET_NAMES)}")
+        suffix = Path(name).suffix
+        hint = (f" (its suffix {suffix!r} is not a data-file suffix: {', '.join(FILE_SUFFIXES)})"
+                if suffix or "/" in name or os.sep in name else "")
+        raise ValueError(f"load_dataset: unknown data set {name!r}{hint}; name must be {_EXPECTED_NAME}")
+    return _nonempty(_load_registry(key, data_dir, cache, cache_dir, params), key, params)
 
+
+def _load_registry(key: str, data_dir: Path | None, cache: bool, cache_dir: Path | None,
+                   params: dict) -> Dataset:
     if key == "watch":
         _check_params(key, load_watch, params, exclude=("path",))
-        path = Path(data_dir) / "watch_dataset.npy" if data_dir is not None else watch_file()
-        if not path.is_file():
-            raise missing_data_error("watch", path)
+        path = find_watch_file(data_dir) if data_dir is not None else watch_file()
         full = {"window": 128, "step": 64, **params}
         return cached("watch", [path], path.parent, full, lambda: load_watch(path=path, **params),
                       cache_dir, cache)
@@ -138,10 +202,13 @@ def load_dataset(
         if data_dir is not None:
             raise ValueError("load_dataset('digits'): takes no data_dir (the data ship with scikit-learn)")
         _check_params(key, load_digits, params)
-        return load_digits(**params)
+        ds = load_digits(**params)
+        return _with_identity(ds, [], None, {"flatten": True, **params})
     if key == "fashion_mnist":
         _check_params(key, load_fashion_mnist, params, exclude=("data_dir",))
-        return load_fashion_mnist(data_dir, **params)
+        ds = load_fashion_mnist(data_dir, **params)
+        files = fashion_mnist_files(data_dir)
+        return _with_identity(ds, files, files[0].parent, {"flatten": False, **params})
     if key == "synthetic":
         if data_dir is not None:
             raise ValueError("load_dataset('synthetic'): takes no data_dir (the data are generated)")
@@ -166,4 +233,7 @@ def load_dataset(
                       lambda: load_hapt(folder, **params), cache_dir, cache)
     assert key == "cifar100"
     _check_params(key, load_cifar100, params, exclude=("data_dir",))
-    return load_cifar100(folder, **params)
+    ds = load_cifar100(folder, **params)
+    cdir = cifar100_dir(folder)
+    files = [cdir / n for n in ("train", "test", "meta") if (cdir / n).is_file()]
+    return _with_identity(ds, files, cdir, {"label_type": "fine", **params})

@@ -15,7 +15,7 @@ from typing import Callable
 
 import numpy as np
 
-from .base import Dataset
+from intsim.datasets.base import Dataset
 
 __all__ = ["MinMaxScaler", "fit_minmax", "apply_minmax", "scale_dataset", "minmax_preprocess"]
 

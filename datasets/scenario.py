@@ -1,6 +1,6 @@
 """Class-incremental scenario: data split, seeded class order, tasks, memory budget, seeds.
 
-A scenario = data set + class order + first-task size + increment (cil.md).  This module
+A scenario = data set + class order + first-task size + increment (README, "Class-incremental learning").  This module
 is pure NumPy and knows nothing about networks.
 
 Seeds
@@ -28,7 +28,8 @@ Splits
 ------
 ``split="auto"`` (default) picks the first that applies; ``split=`` forces one.
 
-* ``is_test`` given (an official split, e.g. CIFAR-100): used as is ("official").
+* ``is_test`` given (an official split, e.g. CIFAR-100, or the ``split`` column / array of your
+  own data, see :mod:`intsim.datasets.byo`): used as is ("official").
 * else ``subject`` given ("subjects"): a seeded random split of the *subjects* (sorted
   unique ids are permuted with ``default_rng(seeds["subject_split"])``; the first
   ``n_test`` are test).
@@ -57,6 +58,8 @@ import math
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
+
+from intsim.datasets.args import check_int
 
 __all__ = [
     "derive_seed",
@@ -246,6 +249,11 @@ class Scenario:
                  order_rule: str = "seedsequence",
                  preprocess: Optional[Preprocess] = None,
                  name: str = "", split: str = "auto") -> None:
+        seed = check_int("Scenario", "seed", seed, minimum=0)
+        init_cls = check_int("Scenario", "init_cls", init_cls)
+        increment = check_int("Scenario", "increment", increment)
+        if n_test_subjects is not None:
+            n_test_subjects = check_int("Scenario", "n_test_subjects", n_test_subjects)
         X = np.asarray(X)
         y = np.asarray(y)
         if y.ndim != 1:

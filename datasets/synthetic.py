@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import Dataset
-from .har_features import magnitude_features
+from intsim.datasets.args import check_int
+from intsim.datasets.base import Dataset
+from intsim.datasets.har_features import magnitude_features
 
 __all__ = ["make_synthetic_har_windows", "load_synthetic_har", "make_synthetic_feature_table"]
 
@@ -45,6 +46,11 @@ def make_synthetic_har_windows(
     y : int64 (n,) in 0..n_classes-1
     subject : int64 (n,) in 1..n_subjects
     """
+    where = "make_synthetic_har_windows"
+    n_classes, n_subjects, windows_per_cell, n_sensors = (
+        check_int(where, k, v) for k, v in (("n_classes", n_classes), ("n_subjects", n_subjects),
+                                            ("windows_per_cell", windows_per_cell), ("n_sensors", n_sensors)))
+    length, seed = check_int(where, "length", length), check_int(where, "seed", seed, minimum=0)
     if min(n_classes, n_subjects, windows_per_cell, n_sensors) < 1 or length < 4:
         raise ValueError("make_synthetic_har_windows: counts must be >= 1 and length >= 4")
     rng = np.random.default_rng(seed)
@@ -125,6 +131,12 @@ def make_synthetic_feature_table(
     subjects scores about 78-90 % on the 8th (seed-dependent) and 96-98 % on its training rows,
     not 100 %; raise ``class_sep`` for an easier table.
     """
+    where = "make_synthetic_feature_table"
+    n_samples, n_features, n_classes, n_subjects, latent_dim = (
+        check_int(where, k, v) for k, v in (("n_samples", n_samples), ("n_features", n_features),
+                                            ("n_classes", n_classes), ("n_subjects", n_subjects),
+                                            ("latent_dim", latent_dim)))
+    seed = check_int(where, "seed", seed, minimum=0)
     if min(n_samples, n_features, n_classes, n_subjects, latent_dim) < 1:
         raise ValueError("make_synthetic_feature_table: sizes must be >= 1")
     if n_samples < n_classes * n_subjects:

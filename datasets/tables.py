@@ -10,7 +10,14 @@ is accepted if it names the label column (label/activity/aid/lbl) and the person
 
 General rule without header: features = the first ``n_features`` columns (default: all but the
 last two), label = second-to-last column, person = last column; columns in between are ignored.
+When the total column count is known (``n_columns``: 408 for DSADS, 245 for PAMAP2) a table with
+any other count is an error naming the file and the expected count -- otherwise a 407-column
+DSADS table would silently take its sequence column as the label.
 Feature values are used as stored (the published tables are already scaled to [-1, 1]).
+Files must be UTF-8 text; a table without data rows is an error.
+
+For tables of your own (a header naming the columns, string labels, a train/test split column),
+see :mod:`intsim.datasets.byo`.
 """
 from __future__ import annotations
 
@@ -20,8 +27,10 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from .base import ARCHIVES, Dataset, malformed_error, missing_data_error, remap_labels
-from .har_raw import DSADS_ACTIVITIES, PAMAP2_ACTIVITIES
+from intsim.datasets.args import check_int, check_int_sequence, check_path
+from intsim.datasets.base import ARCHIVES, Dataset, malformed_error, missing_data_error, remap_labels
+from intsim.datasets.har_raw import DSADS_ACTIVITIES, PAMAP2_ACTIVITIES
+from intsim.datasets.safeio import decode_utf8
 
 __all__ = ["TABLE_SPECS", "find_feature_table", "read_feature_table", "load_feature_table"]
 
@@ -34,9 +43,11 @@ ARCHIVES.setdefault("feature_table", (
 #: Per data set: candidate file names (searched in DATA_DIR and DATA_DIR/generated), feature count
 #: and the paper's default filters.
 TABLE_SPECS: dict[str, dict] = {
-    "dsads": {"files": ("dsads.csv", "dsads.mat"), "n_features": 405,
+    "dsads": {"files": ("dsads.csv", "dsads.mat"), "n_features": 405, "n_columns": 408,
+              "columns": "405 feature columns, then the sequence, label and person columns",
               "drop_subjects": (), "drop_classes": (), "class_names": DSADS_ACTIVITIES},
     "pamap2": {"files": ("pamap.csv", "pamap2.csv", "pamap.mat", "pamap2.mat"), "n_features": 243,
+               "n_columns": 245, "columns": "243 feature columns, then the label and person columns",
                "drop_subjects": (3, 4, 9), "drop_classes": (24,), "class_names": PAMAP2_ACTIVITIES},
 }
 
@@ -66,12 +77,18 @@ def read_feature_table(
     path: os.PathLike | str,
     n_features: int | None = None,
     dataset: str = "feature_table",
+    n_columns: int | None = None,
+    columns: str = "",
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, tuple[str, ...] | None]:
     """Read a table -> (features float64 (n, d), label int64 (n,), person int64 (n,), names or None).
 
     ``dataset`` only selects the wording of error messages (expected layout, archive).
+    ``n_columns``: the exact column count a table without header must have (``columns``
+    describes them in the error message).
     """
-    path = Path(path)
+    path = check_path("read_feature_table", "path", path)
+    if n_features is not None:
+        n_features = check_int("read_feature_table", "n_features", n_features, minimum=1)
     if not path.is_file():
         raise missing_data_error(dataset, path)
     names: tuple[str, ...] | None = None
@@ -91,19 +108,30 @@ def read_feature_table(
             raise malformed_error(dataset, path, f"expected exactly one 2-D numeric variable, found {len(cands)}")
         M = cands[0].astype(np.float64)
         lab_col, per_col, feat_cols = M.shape[1] - 2, M.shape[1] - 1, None
+        if n_columns is not None and M.shape[1] != n_columns:
+            raise malformed_error(dataset, path, f"{M.shape[1]} columns, expected {n_columns}"
+                                  + (f" ({columns})" if columns else ""))
+        if M.shape[0] == 0:
+            raise malformed_error(dataset, path, "no data rows")
     else:
+        import io
+
         import pandas as pd
 
-        with open(path, "r") as f:
-            first = f.readline()
+        text = decode_utf8(path.read_bytes(), path, lambda problem: malformed_error(dataset, path, problem))
+        first = text.lstrip("\r\n").split("\n", 1)[0]
         if not first.strip():
             raise malformed_error(dataset, path, "file is empty")
         cells = [c.strip().strip('"') for c in first.strip().split(",")]
         has_header = not all(_is_number(c) for c in cells if c)
         try:
-            df = pd.read_csv(path, header=0 if has_header else None)
+            df = pd.read_csv(io.StringIO(text), header=0 if has_header else None)
+        except pd.errors.EmptyDataError:
+            raise malformed_error(dataset, path, "file is empty") from None
         except (ValueError, pd.errors.ParserError) as err:
             raise malformed_error(dataset, path, f"cannot parse as CSV ({err})") from None
+        if len(df) == 0:
+            raise malformed_error(dataset, path, "no data rows")
         if has_header:
             lower = [str(c).strip().lower() for c in df.columns]
             lab = [i for i, c in enumerate(lower) if c in _LABEL_NAMES]
@@ -118,10 +146,20 @@ def read_feature_table(
             names = tuple(str(df.columns[i]) for i in feat_cols)
         else:
             lab_col, per_col, feat_cols = df.shape[1] - 2, df.shape[1] - 1, None
+            if n_columns is not None and df.shape[1] != n_columns:
+                raise malformed_error(dataset, path, f"{df.shape[1]} columns, expected {n_columns}"
+                                      + (f" ({columns})" if columns else ""))
         try:
             M = df.to_numpy(dtype=np.float64)
-        except (ValueError, TypeError) as err:
-            raise malformed_error(dataset, path, f"non-numeric value ({err})") from None
+        except (ValueError, TypeError):
+            for j, col in enumerate(df.columns):
+                conv = pd.to_numeric(df[col], errors="coerce")
+                bad = (conv.isna() & df[col].notna()).to_numpy()
+                if bad.any():
+                    r = int(np.argmax(bad))
+                    raise malformed_error(dataset, path, f"non-numeric value {df[col].iloc[r]!r} in row {r}, "
+                                          f"column {j}") from None
+            raise malformed_error(dataset, path, "non-numeric values") from None
     ncols = M.shape[1]
     if feat_cols is None:
         nf = ncols - 2 if n_features is None else n_features
@@ -133,12 +171,17 @@ def read_feature_table(
         raise malformed_error(dataset, path, f"{len(feat_cols)} feature columns, expected {n_features}")
     X = M[:, feat_cols]
     if not np.isfinite(X).all():
-        raise malformed_error(dataset, path, "feature columns contain NaN or inf")
+        r, c = np.argwhere(~np.isfinite(X))[0]
+        raise malformed_error(dataset, path, f"feature columns contain NaN or inf (first: row {r}, column "
+                              f"{feat_cols[c]}: {X[r, c]})")
     out = []
     for col, what in ((lab_col, "label"), (per_col, "person")):
         v = M[:, col]
-        if not np.isfinite(v).all() or np.any(v != np.round(v)):
-            raise malformed_error(dataset, path, f"{what} column (column {col}) must hold integers")
+        bad = ~np.isfinite(v) | (v != np.round(v))
+        if bad.any():
+            r = int(np.argmax(bad))
+            raise malformed_error(dataset, path, f"{what} column (column {col}) must hold integers "
+                                  f"(row {r}: {v[r]})")
         out.append(v.astype(np.int64))
     return X, out[0], out[1], names
 
@@ -157,7 +200,11 @@ def load_feature_table(
     remaining original labels, sorted, become 0..C-1.  ``subject`` keeps the person ids.
     """
     err_key = name if name in ARCHIVES else "feature_table"
-    X, lab, per, names = read_feature_table(path, n_features, err_key)
+    drop_subjects = check_int_sequence("load_feature_table", "drop_subjects", drop_subjects)
+    drop_classes = check_int_sequence("load_feature_table", "drop_classes", drop_classes)
+    spec = TABLE_SPECS.get(name, {})
+    n_columns = spec.get("n_columns") if n_features in (None, spec.get("n_features")) else None
+    X, lab, per, names = read_feature_table(path, n_features, err_key, n_columns, spec.get("columns", ""))
     keep = ~np.isin(per, list(drop_subjects)) & ~np.isin(lab, list(drop_classes))
     if not keep.any():
         raise malformed_error(err_key, path, "no rows left after dropping subjects "

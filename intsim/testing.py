@@ -39,7 +39,7 @@ Strategies (each argument may be a value, a list of values to sample from, or a 
     accumulators(bits, tiles, modes, …)              intsim.Accumulator
     quant_specs(bits, roundings, …)                  intsim.QuantSpec
     numerics_specs(…)                                intsim.Numerics (valid datapath files)
-    datapaths(…)                                     intsim.datapath.Datapath (+ SR seed)
+    datapaths(…)                                     intsim.core.numerics.Datapath (+ SR seed)
 Assertions:
     assert_bit_exact(expected, actual)               equal shape and bits, first mismatch shown
     assert_accumulator_matches(fn, a, b, acc)        fn(a, b, acc) == intsim.int_matmul
@@ -61,11 +61,14 @@ except ImportError as e:                                 # pragma: no cover
     raise ImportError("intsim.testing needs Hypothesis: pip install 'intsim[test]' "
                       "(or pip install hypothesis)") from e
 
-from .accumulator import MODES, Accumulator, int_matmul
-from .datapath import Datapath, max_product
-from .numerics import ACCUMULATORS, OPERANDS, Numerics, QuantSpec
-from .quantize import ROUNDINGS, code_dtype, code_range, quantize, quantize_log2
-from .rng import SRDraw
+from intsim.core.accumulator import MODES, Accumulator, int_matmul
+from intsim.core.modes import OPERANDS, PRODUCTS, ActScale, RescaleOrder, SteRule
+from intsim.core.numerics import Datapath, Numerics
+from intsim.core.quantizer import ROUNDINGS, QuantSpec, quantize_spec
+from intsim.core.ranges import (code_dtype, code_range, max_abs, n_tiles, product_operand_ranges,
+                                tile_bound, tile_starts)
+from intsim.core.rng import SRDraw
+from intsim.core.trace import Trace
 
 __all__ = ["int_tensors", "matmul_operands", "accumulators", "quant_specs", "numerics_specs",
            "datapaths", "assert_bit_exact", "assert_accumulator_matches",
@@ -174,7 +177,8 @@ def quant_specs(bits=st.integers(2, 16), roundings=ROUNDINGS, *, signed=(True, F
 def numerics_specs(*, operand_bits=st.integers(2, 16), signed=(True, False, None),
                    allow_float: bool = True, narrow: bool = False,
                    names=st.text(max_size=12)) -> SearchStrategy:
-    """intsim.Numerics instances. Each operand may be None (float) when allow_float; each
+    """intsim.Numerics instances. Each operand may be None (float) when allow_float (a product
+    with a float operand then has no accumulator, which it could not use); each
     accumulator's bits are at least what one worst-case product needs unless narrow=True
     (then datapath files need allow_narrow_accumulators = true, which to_toml writes).
     For running a network, pass signed=(True, None): signed=False operands reject the
@@ -188,14 +192,20 @@ def numerics_specs(*, operand_bits=st.integers(2, 16), signed=(True, False, None
             else:
                 kw[op] = draw(quant_specs(bits=operand_bits, signed=signed,
                                           log2=op in ("g_in", "g_w")))
-        nm = Numerics(**kw, hadamard=draw(st.sampled_from([None, "largest_pow2", "pad"])),
-                      name=draw(_strategy(names)))
+        nm = Numerics(**kw, hadamard=draw(st.sampled_from([None, "largest_pow2", "pad",
+                                                            "off_divide"])),
+                      name=draw(_strategy(names)),
+                      rescale_order=draw(st.sampled_from(RescaleOrder.values())),
+                      act_scale=draw(st.sampled_from(ActScale.values())),
+                      ste=draw(st.sampled_from(SteRule.values())))
         accs = {}
-        for acc in ACCUMULATORS:
-            if allow_float and draw(st.integers(0, 4)) == 0:
+        for prod in PRODUCTS.values():
+            acc = prod.accumulator
+            lr, rr = product_operand_ranges(nm, prod.kind)
+            if lr is None or rr is None or (allow_float and draw(st.integers(0, 4)) == 0):
                 accs[acc] = None
                 continue
-            need = max_product(nm, acc)
+            need = None if lr is None or rr is None else max_abs(lr) * max_abs(rr)
             low = 2 if narrow or need is None else min(62, max(2, need.bit_length() + 1))
             b = draw(st.integers(low, min(62, low + 20)))
             tsb = draw(st.one_of(st.none(), st.integers(b, 63)))
@@ -209,7 +219,7 @@ def numerics_specs(*, operand_bits=st.integers(2, 16), signed=(True, False, None
 
 
 def datapaths(**kw) -> SearchStrategy:
-    """intsim.datapath.Datapath: numerics_specs(**kw) plus an optional SR seed."""
+    """intsim.core.numerics.Datapath: numerics_specs(**kw) plus an optional SR seed."""
     return st.builds(Datapath, numerics_specs(**kw),
                      st.one_of(st.none(), st.integers(0, 2 ** 63 - 1)))
 
@@ -248,9 +258,9 @@ def assert_accumulator_matches(user_fn: Callable, a: np.ndarray, b: np.ndarray,
     if bad.any():
         m, n = (int(i) for i in np.argwhere(bad)[0][-2:])
         K = a.shape[-1]
-        tile = K if acc.tile is None else max(1, min(acc.tile, K))
+        tile = acc.tile_for(K)
         parts = [int(np.dot(a.reshape(-1, K)[m, k0:k0 + tile].astype(np.int64),
-                            b[k0:k0 + tile, n].astype(np.int64))) for k0 in range(0, K, tile)]
+                            b[k0:k0 + tile, n].astype(np.int64))) for k0 in tile_starts(K, tile)]
         raise AssertionError(
             f"accumulator model differs from intsim at output [{m}, {n}] "
             f"({int(bad.sum())} of {bad.size} outputs differ) with {acc}:\n"
@@ -265,22 +275,19 @@ def assert_quantizer_matches(user_fn: Callable, x: np.ndarray, spec: QuantSpec,
                              draw: Optional[SRDraw] = None) -> None:
     """Assert that user_fn(x, spec, draw) → (codes, scale) equals intsim's quantizer
     (NUMERICS.md §2; `draw` = the SRDraw of a stochastic spec, its random bits from
-    intsim.golden.element_random_bits(draw.key, x.size, spec.sr_bits))."""
+    intsim.core.rng.element_random_bits(draw.key, x.size, spec.sr_bits))."""
     if spec.stochastic and draw is None:
         raise ValueError("draw: a stochastic spec needs an SRDraw")
-    if spec.format == "log2":
-        q = quantize_log2(x, spec.bits, rng=draw, sr_bits=spec.sr_bits)
-    else:
-        q = quantize(x, spec.bits, signed=spec.signed, rounding=spec.rounding, clip=spec.clip,
-                     scale=spec.scale, rng=draw, sr_bits=spec.sr_bits, symmetric=spec.symmetric)
+    q = quantize_spec(x, spec, draw)
     codes, scale = user_fn(x, spec, draw)
     assert_bit_exact(np.float32(q.scale), np.float32(scale), "scale")
     assert_bit_exact(q.codes, codes, "codes")
 
 
 def worst_case_bound(tile: int, a_max: int, b_max: int) -> int:
-    """A2Q-style worst case of a tile sum from the operand magnitudes: tile·max|a|·max|b|."""
-    return int(tile) * int(a_max) * int(b_max)
+    """A2Q-style worst case of a tile sum from the operand magnitudes: tile·max|a|·max|b|
+    (intsim.core.ranges.tile_bound)."""
+    return tile_bound(tile, (0, int(a_max)), (0, int(b_max)))
 
 
 def a2q_bound_holds(a: np.ndarray, b: np.ndarray, acc: Accumulator) -> bool:
@@ -289,19 +296,18 @@ def a2q_bound_holds(a: np.ndarray, b: np.ndarray, acc: Accumulator) -> bool:
     leave the register's range — and, with a finite tile-sum register, n_tiles times that
     fits it as well."""
     K = a.shape[-1]
-    tile = K if acc.tile is None else max(1, min(acc.tile, K))
+    tile = acc.tile_for(K)
     amax = int(np.abs(a.astype(np.int64)).max()) if a.size else 0
     babs = np.abs(b.astype(np.int64))
     worst = 0
-    for k0 in range(0, K, tile):
+    for k0 in tile_starts(K, tile):
         if babs.size:
             worst = max(worst, amax * int(babs[k0:k0 + tile].sum(axis=0).max()))
     hi = acc.range[1]
     if acc.mode != "exact" and worst > hi:
         return False
     if acc.tile_sum_bits is not None:
-        n_tiles = -(-K // tile) if K else 0
-        if n_tiles * worst > acc.tile_sum_range[1]:
+        if n_tiles(K, tile) * worst > acc.tile_sum_range[1]:
             return False
     return True
 
@@ -312,7 +318,6 @@ def assert_no_events_when_a2q_holds(a: np.ndarray, b: np.ndarray, acc: Accumulat
     held (so a test can count or `assume` it)."""
     if not a2q_bound_holds(a, b, acc):
         return False
-    from .trace import Trace
     tr = Trace()
     out = int_matmul(a, b, acc, trace=tr, label="a2q")
     rec = tr.records[-1]

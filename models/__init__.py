@@ -1,5 +1,5 @@
 """intsim.models: networks built from intsim.nn."""
-from .networks import (CifarResNet, FCNet, IncrementalHead, IncrementalNet, SmallCNN,
+from intsim.models.networks import (CifarResNet, FCNet, IncrementalHead, IncrementalNet, SmallCNN,
                        resnet32)
 
 __all__ = ["FCNet", "CifarResNet", "resnet32", "SmallCNN", "IncrementalHead", "IncrementalNet"]

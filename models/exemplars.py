@@ -1,6 +1,6 @@
 """Exemplar selection (iCaRL herding), exemplar memory, nearest-mean-of-exemplars (NME).
 
-All of this stays float, as in the paper (hdqt.md, "What stays float"); we compute in
+All of this stays float, as in the paper (docs/method.md, "What stays float"); we compute in
 float64 (the paper's code in float32), so near-ties may resolve differently from it.
 
 Normalisation (same as the paper's code):
@@ -15,7 +15,7 @@ Herding (iCaRL, Rebuffi et al. 2017, Alg. 4) for one class with normalised featu
 Ties resolve to the lowest sample index; no sample is picked twice; m > n returns all n
 samples in herding order.  The returned order matters: reducing the memory keeps a prefix.
 
-NME class mean of class c from its exemplars E_c (re-normalised, as cil.md says)::
+NME class mean of class c from its exemplars E_c (re-normalised, as iCaRL does)::
 
     ν_c = mean_{x in E_c} φ(x);   μ_c = ν_c / ‖ν_c‖₂        (ν_c = 0 stays 0)
 

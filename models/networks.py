@@ -12,8 +12,28 @@ from __future__ import annotations
 
 import numpy as np
 
-from intsim.nn import (BasicBlock, BatchNorm2d, Conv2d, GlobalAvgPool, Linear, MaxPool2d,
-                       Module, ReLU, Sequential, child_seed, kaiming_normal)
+from intsim.core.checks import NONNEGATIVE_INT, POSITIVE_INT, Rule, check
+from intsim.nn import (BasicBlock, BatchNorm2d, Conv2d, GlobalAvgPool, Linear, MatmulModule,
+                       MaxPool2d, Module, ReLU, Sequential, child_seed, kaiming_normal,
+                       torch_default_uniform)
+from intsim.nn.module import check_args
+
+#: classifier heads: "bias_normal" (intsim) and "nobias_uniform" (the published code)
+HEADS = ("bias_normal", "nobias_uniform")
+
+
+def torch_default_init(module: Module) -> Module:
+    """Redraw the weight of every Linear/Conv2d inside `module` as PyTorch's default layer
+    init, U(±1/√fan_in) (fan_in = in_features, or Cin·k·k), from default_rng(layer seed);
+    biases become 0. In place; returns the module."""
+    for m in module.modules():
+        if isinstance(m, MatmulModule):
+            W = m.params["weight"]
+            m.params["weight"] = torch_default_uniform(W.shape, int(np.prod(W.shape[1:])),
+                                                       m.seed, W.dtype)
+            if "bias" in m.params:
+                m.params["bias"][...] = 0
+    return module
 
 
 class FCNet(Sequential):
@@ -28,6 +48,8 @@ class FCNet(Sequential):
 
     def __init__(self, in_dim: int, hidden: int, feature_dim: int, n_hidden: int = 0, *,
                  numerics=None, seed: int = 0, rng=None):
+        check_args("FCNet", locals(), {"in_dim": POSITIVE_INT, "hidden": POSITIVE_INT,
+                                       "feature_dim": POSITIVE_INT, "n_hidden": NONNEGATIVE_INT})
         dims = [in_dim] + [hidden] * (n_hidden + 1) + [feature_dim]
         layers = []
         for i in range(len(dims) - 1):
@@ -59,6 +81,8 @@ class CifarResNet(Sequential):
 
     def __init__(self, depth: int = 32, in_channels: int = 3, widths=(16, 32, 64),
                  shortcut: str = "A", *, numerics=None, seed: int = 0, rng=None):
+        check_args("CifarResNet", locals(), {"depth": Rule("int", minimum=8),
+                                             "in_channels": POSITIVE_INT})
         if (depth - 2) % 6:
             raise ValueError(f"CifarResNet: depth must be 6n+2, got {depth}")
         n = (depth - 2) // 6
@@ -92,6 +116,9 @@ class SmallCNN(Sequential):
 
     def __init__(self, in_channels: int = 1, channels=(32, 64), *, numerics=None, seed: int = 0,
                  rng=None):
+        check("SmallCNN: in_channels", in_channels, POSITIVE_INT)
+        if not (isinstance(channels, (tuple, list)) and len(channels) == 2):
+            raise ValueError(f"SmallCNN: channels: expected two channel counts, got {channels!r}")
         c1, c2 = channels
         kw = dict(numerics=numerics, rng=rng)
         super().__init__(
@@ -106,27 +133,44 @@ class SmallCNN(Sequential):
 
 
 class IncrementalHead(Linear):
-    """Growable classifier: logits = f·Wᵀ + b, W (n_classes, in_dim), b (n_classes,), the matmul
-    through qlinear like every layer (PyCIL SimpleLinear: bias, init gain 1 ("linear"), b = 0).
+    """Growable classifier: logits = f·Wᵀ (+ b), W (n_classes, in_dim), the matmul through the
+    linear operator like every layer.
 
-    grow(n_new, seed) appends n_new rows drawn N(0, 1/in_dim) from default_rng(seed) and zero
-    biases; old rows are kept bit-exactly. Gradients are reset (zero) to the new shape."""
+    kind "bias_normal" (intsim): a bias b (n_classes,), zero for new classes; new rows
+    N(0, 1/in_dim). kind "nobias_uniform" (the published code's SimpleLinear: kaiming_uniform_
+    with nonlinearity "linear", no bias): new rows U(±√(3/in_dim)). grow(n_new, seed) appends
+    n_new rows drawn from default_rng(seed); old rows are kept bit-exactly (copied, as the
+    published code does). Gradients are reset (zero) to the new shape."""
 
-    def __init__(self, in_dim: int, n_classes: int = 0, *, numerics=None, seed: int = 0,
-                 rng=None):
-        super().__init__(in_dim, n_classes, bias=True, gain=1.0, numerics=numerics, seed=seed,
-                         rng=rng)
+    OUT_FEATURES = NONNEGATIVE_INT
+
+    def __init__(self, in_dim: int, n_classes: int = 0, *, kind: str = "bias_normal",
+                 numerics=None, seed: int = 0, rng=None):
+        if kind not in HEADS:
+            raise ValueError(f"head: expected one of {HEADS}, got {kind!r}")
+        super().__init__(in_dim, n_classes, bias=kind == "bias_normal", gain=1.0,
+                         numerics=numerics, seed=seed, rng=rng)
+        self.kind = kind
+        if kind == "nobias_uniform":
+            self.params["weight"] = self._rows(n_classes, seed, self.params["weight"].dtype)
 
     @property
     def n_classes(self) -> int:
         return self.out_features
 
+    def _rows(self, n: int, seed: int, dtype) -> np.ndarray:
+        shape = (n, self.in_features)
+        if self.kind == "nobias_uniform":
+            bound = np.sqrt(3.0 / self.in_features) if self.in_features else 0.0
+            return np.random.default_rng(seed).uniform(-bound, bound, shape).astype(dtype)
+        return kaiming_normal(shape, self.in_features, seed, self.gain, dtype=dtype)
+
     def grow(self, n_new: int, seed: int) -> None:
-        W, b = self.params["weight"], self.params["bias"]
-        new = kaiming_normal((n_new, self.in_features), self.in_features, seed, self.gain,
-                             dtype=W.dtype)
-        self._add_param("weight", np.concatenate([W, new]))
-        self._add_param("bias", np.concatenate([b, np.zeros(n_new, b.dtype)]))
+        W = self.params["weight"]
+        self._add_param("weight", np.concatenate([W, self._rows(n_new, seed, W.dtype)]))
+        if "bias" in self.params:
+            b = self.params["bias"]
+            self._add_param("bias", np.concatenate([b, np.zeros(n_new, b.dtype)]))
         self.out_features += n_new
         self._cache = {}
 
@@ -140,12 +184,15 @@ class IncrementalNet(Module):
     feature-space loss) to what comes back through the head, then backpropagates the backbone.
     Returns dL/dx."""
 
-    def __init__(self, backbone: Module, n_classes: int = 0, *, numerics=None, seed: int = 0,
-                 rng=None):
+    def __init__(self, backbone: Module, n_classes: int = 0, *, head: str = "bias_normal",
+                 numerics=None, seed: int = 0, rng=None):
         super().__init__(numerics=numerics, seed=seed, rng=rng)
+        if not isinstance(backbone, Module) or not hasattr(backbone, "feature_dim"):
+            raise ValueError(f"IncrementalNet: backbone: expected an intsim.nn.Module with a "
+                             f"feature_dim, got {backbone!r}")
         self.backbone = backbone
-        self.head = IncrementalHead(backbone.feature_dim, n_classes, numerics=numerics,
-                                    seed=child_seed(seed, 0), rng=rng)
+        self.head = IncrementalHead(backbone.feature_dim, n_classes, kind=head,
+                                    numerics=numerics, seed=child_seed(seed, 0), rng=rng)
         self.feature_dim = backbone.feature_dim
         self.last_features = None
 

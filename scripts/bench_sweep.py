@@ -6,7 +6,7 @@
 
 The grid: synthetic HAR features (6 classes in 3 tasks, 5 subjects, FCNet 54→54→54), iCaRL,
 hdqt numerics with accumulator bits 4/8/12/16, seeds 0–3 = 16 cells. Each worker count runs the
-whole grid from scratch in a fresh folder through intsim.sweep.run_sweep (a LocalCluster of N
+whole grid from scratch in a fresh folder through intsim.experiments.sweep.run_sweep (a LocalCluster of N
 single-threaded workers: cluster start-up, all cells, tables; no plots). Printed: wall time,
 the cluster start-up alone (a LocalCluster of N workers started and closed), the sum of the
 cells' own run times, and the speed-up of each worker count over the first one. The machine
@@ -20,6 +20,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from intsim.experiments.sweep import Grid, dask_client, default_workers, run_sweep
 
 GRID = """\
 name = "bench: 16 synthetic cells"
@@ -37,7 +39,6 @@ acc_bits = [4, 8, 12, 16]
 
 
 def cluster_startup(workers: int) -> float:
-    from intsim.sweep import dask_client
     t0 = time.perf_counter()
     with dask_client(workers=workers, quiet=True) as client:
         client.run(lambda: None)
@@ -53,7 +54,6 @@ def main(argv=None) -> int:
     p.add_argument("--repeat", type=int, default=1, help="runs per worker count (default 1)")
     p.add_argument("--json", metavar="PATH", help="also write the records as JSON")
     args = p.parse_args(argv)
-    from intsim.sweep import Grid, default_workers, run_sweep
 
     with tempfile.TemporaryDirectory(prefix="intsim-bench-sweep-") as tmp:
         gpath = Path(tmp) / "grid.toml"

@@ -11,15 +11,26 @@ from __future__ import annotations
 
 import argparse
 import time
+from functools import partial
 
 import numpy as np
 
 from intsim import SRStream, preset
+from intsim.core.presets import PRESET_NAMES
 from intsim.datasets import load_dataset, minmax_preprocess
-from intsim.losses import cross_entropy
 from intsim.models import FCNet, IncrementalNet
-from intsim.numerics import PRESET_NAMES
-from intsim.optim import SGD
+from intsim.nn.optim import SGD
+from intsim.nn.training import TrainHooks, epoch_batches, loss_step, run_epoch
+
+
+class TraceSteps(TrainHooks):
+    """Stamps a trace with the global step of every training step."""
+
+    def __init__(self, trace):
+        self.trace = trace
+
+    def step_start(self, step: int) -> None:
+        self.trace.step = step
 
 
 def watch_split():
@@ -37,16 +48,13 @@ def train(numerics: str, Xtr, ytr, epochs: int, seed: int, trace=None):
         net.set_trace(trace)
     opt = SGD(net, lr=0.05, momentum=0.9, weight_decay=2e-4)
     order = np.random.default_rng(seed)
+    hooks = TraceSteps(trace) if trace is not None else None
+    step = 0
     for _ in range(epochs):
-        perm = order.permutation(len(Xtr))
-        for i in range(0, len(perm), 64):
-            b = perm[i:i + 64]
-            net.zero_grad()
-            _, g = cross_entropy(net.forward(Xtr[b]), ytr[b])
-            net.backward(g)
-            opt.step()
-            if trace is not None:
-                trace.step += 1
+        _, step = run_epoch(partial(loss_step, net), Xtr, ytr,
+                            epoch_batches(len(Xtr), 64, order), opt, step, hooks)
+    if trace is not None:
+        trace.step = step
     net.eval()
     return net
 

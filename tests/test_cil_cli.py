@@ -12,7 +12,8 @@ import h5py
 import numpy as np
 import pytest
 
-from intsim import cil
+from intsim.experiments import cil_run as cil
+from intsim.formats import run_folder
 from intsim.cli import main
 
 TINY = """\
@@ -219,7 +220,7 @@ def test_resume_mid_task_quantized_restores_trace_and_sr_state(tmp_path, monkeyp
                              tiny_config(tmp_path, "icarl", "hdqt", epochs=3))
     cfg["trace_every"] = 2
     try:
-        cil.run(cfg, quiet=True)
+        cil.run(cfg)
     except NotImplementedError:
         pytest.skip("quantized qlinear path not available")
     cfg2 = dict(cfg, out=str(tmp_path / "cut"))
@@ -232,19 +233,19 @@ def test_resume_mid_task_quantized_restores_trace_and_sr_state(tmp_path, monkeyp
 
     monkeypatch.setattr(cil._RunCallbacks, "epoch_end", interrupting)
     with pytest.raises(KeyboardInterrupt):
-        cil.run(cfg2, quiet=True)
+        cil.run(cfg2)
     monkeypatch.setattr(cil._RunCallbacks, "epoch_end", orig)
-    rows_at_kill = cil._trace_rows(Path(cfg2["out"]) / "trace.h5")
-    cil.run(cfg2, resume=True, quiet=True)
+    rows_at_kill = run_folder.trace_rows(Path(cfg2["out"]) / "trace.h5")
+    cil.run(cfg2, resume=True)
 
     ref, cut = Path(cfg["out"]), Path(cfg2["out"])
     assert (cut / "metrics.json").read_bytes() == (ref / "metrics.json").read_bytes()
-    rows = cil._trace_rows(ref / "trace.h5")
-    assert rows == cil._trace_rows(cut / "trace.h5")
+    rows = run_folder.trace_rows(ref / "trace.h5")
+    assert rows == run_folder.trace_rows(cut / "trace.h5")
     assert rows["matmul"] > 0 and rows_at_kill["matmul"] > 0
     ck0 = json.loads(str(_checkpoint_arrays(cut / "checkpoints" / "task000.npz")["meta_json"]))
     assert rows_at_kill["matmul"] > ck0["trace_rows"]["matmul"]   # stray task-1 rows were cut
-    from intsim.trace import read_hdf5
+    from intsim.core.trace import read_hdf5
     for op in ("matmul", "quantize"):
         fa = read_hdf5(str(ref / "trace.h5"), op=op)
         fb = read_hdf5(str(cut / "trace.h5"), op=op)
@@ -260,16 +261,16 @@ def test_resume_mid_task_quantized_restores_trace_and_sr_state(tmp_path, monkeyp
 
 
 def test_trace_rows_and_truncate(tmp_path):
-    from intsim.trace import Trace
+    from intsim.core.trace import Trace
     path = tmp_path / "t.h5"
     tr = Trace()
     for i in range(5):
         tr.step = i
         tr.record_codes("l", np.arange(4), np.arange(4.0), -7, 7, 4, True, "nearest", 1.0)
-    tr.to_hdf5(str(path), cil.TRACE_GROUP)
-    assert cil._trace_rows(path) == {"quantize": 5}
-    cil._truncate_trace(path, {"quantize": 2})
-    assert cil._trace_rows(path) == {"quantize": 2}
+    tr.to_hdf5(str(path), run_folder.TRACE_GROUP)
+    assert run_folder.trace_rows(path) == {"quantize": 5}
+    run_folder.truncate_trace(path, {"quantize": 2})
+    assert run_folder.trace_rows(path) == {"quantize": 2}
     with h5py.File(path, "r") as f:
         assert list(f["trace/quantize/step"][()]) == [0, 1]
 

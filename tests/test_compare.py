@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 
 from intsim.cli import main as hw_main
-from intsim.compare import compare, format_report
-from intsim.golden import read_op_order, write_golden
+from intsim.hw.compare import compare, format_report
+from intsim.formats.golden_file import read_op_order
+from intsim.hw.golden import write_golden
 
 
 @pytest.fixture(scope="module")
@@ -109,14 +110,18 @@ def test_missing_tensors_are_listed_not_skipped(golden, capsys):
         for p in keep:
             g.create_dataset(p, data=f[p][()])           # no attributes: not needed
         g.create_dataset("step_000/extra/thing/x", data=np.zeros(3))
-    res = compare(out, dump)
+    res = compare(out, dump, allow_extra=True)
     assert res.ok and res.compared == keep
     assert res.missing == [p for p in order if p not in keep]
     assert res.extra == ["step_000/extra/thing/x"]
-    assert hw_main(["compare", out, dump]) == 0
+    assert hw_main(["compare", out, dump, "--allow-extra"]) == 0
     text = capsys.readouterr().out
     assert f"missing from the dump ({len(res.missing)})" in text
-    assert hw_main(["compare", out, dump, "--require-all"]) == 1
+    assert hw_main(["compare", out, dump, "--require-all", "--allow-extra"]) == 1
+    # an unknown dump path (a typo would never be checked) fails without --allow-extra
+    assert compare(out, dump).verdict == "UNKNOWN PATHS"
+    assert hw_main(["compare", out, dump]) == 1
+    assert "RESULT: UNKNOWN PATHS" in capsys.readouterr().out
 
 
 def test_dump_formats(golden):

@@ -8,8 +8,9 @@ from hypothesis import given
 
 import intsim
 from intsim import Accumulator, Numerics, QuantSpec, preset
-from intsim.datapath import Datapath, dumps, from_mapping, load, loads, resolve
-from intsim.numerics import PRESET_NAMES
+from intsim.core.numerics import Datapath, dumps, from_mapping, load, loads
+from intsim.core.resolve import resolve_numerics as resolve
+from intsim.core.presets import PRESET_NAMES
 from intsim.testing import datapaths, numerics_specs
 
 EXAMPLES = pathlib.Path(__file__).resolve().parents[1] / "examples"
@@ -109,16 +110,16 @@ def test_narrow_accumulator_opt_in_and_message():
 
 
 def test_absent_tables_and_defaults():
-    dp = loads('name = "tiny"\n[w_fwd]\nbits = 3\n[acc_fwd]\nbits = 12\n')
+    dp = loads('name = "tiny"\n[w_fwd]\nbits = 3\n[a_fwd]\nbits = 3\n[acc_fwd]\nbits = 12\n')
     nm = dp.numerics
-    assert nm.w_fwd == QuantSpec(bits=3)
-    assert nm.a_fwd is None and nm.acc_in is None and nm.hadamard is None
+    assert nm.w_fwd == QuantSpec(bits=3) == nm.a_fwd
+    assert nm.w_bwd is None and nm.g_in is None and nm.acc_in is None and nm.hadamard is None
     assert nm.acc_fwd == Accumulator(bits=12, tile=32, mode="saturate", tile_sum_bits=None)
     assert dp.seed is None and nm.name == "tiny"
 
 
 def test_words_for_none_and_fixed_scale():
-    t = ('[g_in]\nbits = 5\nsigned = "auto"\nscale = 0.125\n'
+    t = ('[w_fwd]\nbits = 4\n[g_in]\nbits = 5\nsigned = "auto"\nscale = 0.125\n'
          '[acc_in]\nbits = 20\ntile = "none"\ntile_sum_bits = "none"\n')
     nm = loads(t).numerics
     assert nm.g_in.signed is None and nm.g_in.scale == 0.125
@@ -164,3 +165,28 @@ def test_numerics_methods_are_exported():
     lines = preset("fp32").to_toml().splitlines()
     assert not [x for x in lines if x.startswith("[")]      # all float: no tables
     assert loads(preset("fp32").to_toml()).numerics == preset("fp32")
+
+
+def test_new_top_level_fields_round_trip_and_old_files_keep_the_defaults():
+    nm = preset("hdqt").replace(rescale_order="left_to_right", act_scale="per_batch",
+                                ste="code_max", hadamard="off_divide")
+    assert loads(nm.to_toml()).numerics == nm
+    text = preset("hdqt").to_toml()
+    old = "\n".join(line for line in text.splitlines()
+                    if not line.startswith(("rescale_order", "act_scale", "ste")))
+    back = loads(old).numerics
+    assert back == preset("hdqt") and back.rescale_order == "scale_product"
+    assert back.act_scale == "per_image" and back.ste == "clipped"
+    with pytest.raises(ValueError, match="^ste: expected one of"):
+        loads(text.replace('ste = "clipped"', 'ste = "seven"'))
+    with pytest.raises(ValueError, match="off_divide"):
+        loads(text.replace('hadamard = "pad"', 'hadamard = "off"'))
+
+
+def test_hadoff_preset_and_overrides():
+    assert preset("hdqt_paper_hadoff") == preset("hdqt_paper").replace(
+        hadamard="off_divide", name="hdqt_paper_hadoff")
+    nm = resolve("hdqt_paper", {"ste": "code_max", "act_scale": "per_image"}).numerics
+    assert nm.ste == "code_max" and nm.act_scale == "per_image"
+    with pytest.raises(ValueError, match="numerics_overrides.rescale_order"):
+        resolve("hdqt", {"rescale_order": "backwards"})

@@ -13,7 +13,7 @@ import pytest
 
 from intsim.datasets import (DataFormatError, load_dataset, load_digits, load_fashion_mnist, load_watch,
                              make_synthetic_feature_table, make_synthetic_har_windows, read_idx,
-                             scale_dataset)
+                             scale_dataset, write_watch_npz)
 from intsim.datasets.offline import FASHION_MNIST_DIR
 
 HAS_SEGLEARN = importlib.util.find_spec("seglearn") is not None
@@ -59,9 +59,8 @@ def test_watch_does_not_import_seglearn():
 def test_watch_missing_file_message(tmp_path):
     with pytest.raises(FileNotFoundError, match=r"watch_dataset\.npy.*seglearn"):
         load_dataset("watch", tmp_path, cache=False)
-    bad = tmp_path / "watch_dataset.npy"
-    np.save(bad, np.array({"X": [np.zeros((200, 5))], "y": [0], "subject": [1], "y_labels": ["a"]}),
-            allow_pickle=True)
+    # user-supplied watch files use the safe .npz format (a .npy other than seglearn's release is refused)
+    bad = write_watch_npz(tmp_path / "watch_dataset.npz", [np.zeros((200, 5))], y=[0], subject=[1], y_labels=["a"])
     with pytest.raises(DataFormatError, match=r"recording 0 has shape \(200, 5\)"):
         load_watch(path=bad)
 
@@ -70,10 +69,8 @@ def test_watch_windows_from_fixture(tmp_path):
     """Window counts per recording and label / subject bookkeeping on a tiny watch-format file."""
     rng = np.random.default_rng(0)
     recs = [rng.normal(size=(300, 6)), rng.normal(size=(127, 6)), rng.normal(size=(192, 6))]
-    f = tmp_path / "watch_dataset.npy"
-    np.save(f, np.array({"X": recs, "y": np.array([2, 0, 1]), "subject": np.array([5, 6, 7]),
-                         "y_labels": ["A", "B", "C"], "side": np.zeros(3), "X_labels": list("abcdef")}),
-            allow_pickle=True)
+    write_watch_npz(tmp_path / "watch_dataset.npz", recs, y=np.array([2, 0, 1]), subject=np.array([5, 6, 7]),
+                    y_labels=["A", "B", "C"], side=np.zeros(3), X_labels=list("abcdef"))
     ds = load_dataset("watch", tmp_path, cache=False)
     # 300 -> (300-128)//64+1 = 3 windows; 127 -> 0; 192 -> 2
     assert ds.y.tolist() == [2, 2, 2, 1, 1] and ds.subject.tolist() == [5, 5, 5, 7, 7]

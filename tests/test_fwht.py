@@ -1,4 +1,4 @@
-"""Tests for intsim.hadamard.fwht (fast Walsh–Hadamard transform) and its oracle.
+"""Tests for intsim.core.hadamard.fwht (fast Walsh–Hadamard transform) and its oracle.
 
 Oracles: fwht_reference (definition H[i, j] = (-1)^popcount(i & j) with Python ints; the
 documented butterfly order with scalar float arithmetic) and hadamard_matrix (the Sylvester
@@ -15,8 +15,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-import intsim.hadamard as hmod
-from intsim.hadamard import (
+import intsim.core.hadamard as hmod
+from intsim.core.hadamard import (
     block_size,
     fwht,
     hadamard_matrix,
@@ -440,7 +440,7 @@ def test_float_order_is_observable():
 # ---------------------------------------------------------------------------------------
 _THREAD_SCRIPT = r"""
 import hashlib, numpy as np
-import intsim.hadamard as hmod
+import intsim.core.hadamard as hmod
 hmod._PARALLEL_MIN_WORK = 0  # force the prange kernels
 rng = np.random.default_rng(2024)
 x = (rng.standard_normal((64, 1024)) * np.exp2(rng.integers(-30, 30, (64, 1024)))).astype(np.float32)

@@ -13,8 +13,11 @@ from hypothesis import given, settings
 from helpers import run_python
 from intsim import SRStream, preset
 from intsim.cli import main as hw_main
-from intsim.golden import (FORMAT, element_random_bits, hadamard_range, parse_model, read_hex,
-                           read_op_order, run_golden, to_hex_lines, width_of_range, write_golden)
+from intsim.core.ranges import hadamard_range, width_of_range
+from intsim.core.rng import element_random_bits
+from intsim.formats.golden_file import FORMAT, read_op_order
+from intsim.formats.hexfile import read_hex, to_hex_lines
+from intsim.hw.golden import parse_model, run_golden, write_golden
 from intsim.kernels.hashing import element_bits
 from intsim.testing import numerics_specs
 
@@ -36,7 +39,7 @@ def test_layout_root_and_op_order(hdqt_golden):
     out, res, _ = hdqt_golden
     with h5py.File(out) as f:
         a = f.attrs
-        assert a["format"] == FORMAT and a["format_version"] == 1
+        assert a["format"] == FORMAT and a["format_version"] == 2
         for key in ("intsim_version", "datapath", "model", "seed", "sr_seed", "batch", "steps",
                     "lr", "momentum"):
             assert key in a
@@ -53,15 +56,15 @@ def test_layout_root_and_op_order(hdqt_golden):
             assert p.split("/")[-1] == d.attrs["tensor"]
         # one group per step / layer / kind, tensors of a matmul in execution order
         fwd = [p.split("/")[-1] for p in order if p.startswith("step_000/backbone.fc1/fwd/")]
-        assert fwd == ["w_codes", "w_scale", "a_codes", "a_scale", "acc_partial",
-                       "acc_register", "acc_tile_sum", "acc", "y"]
+        assert fwd == ["w_x", "w_codes", "w_scale", "w_m", "w_v", "a_x", "a_codes", "a_scale",
+                       "a_m", "a_v", "acc_partial", "acc_register", "acc_tile_sum", "acc", "y"]
         gin = [p.split("/")[-1] for p in order if p.startswith("step_001/head/grad_in/")]
-        assert gin == ["g_hadamard", "w_hadamard", "g_sr_bits", "g_codes", "g_scale",
-                       "w_codes", "w_scale", "acc_partial", "acc_register", "acc_tile_sum",
-                       "acc", "dx"]
+        assert gin == ["g_hadamard", "w_hadamard", "g_sr_bits", "g_codes", "g_scale", "g_m",
+                       "g_v", "w_codes", "w_scale", "w_m", "w_v", "acc_partial",
+                       "acc_register", "acc_tile_sum", "acc", "dx"]
         gw = [p.split("/")[-1] for p in order if p.startswith("step_000/backbone.fc2/grad_w/")]
-        assert gw[:8] == ["g_hadamard", "a_hadamard", "g_sr_bits", "g_codes", "g_scale",
-                          "a_sr_bits", "a_codes", "a_scale"]
+        assert gw[:12] == ["g_hadamard", "a_hadamard", "g_sr_bits", "g_codes", "g_scale",
+                           "g_m", "g_v", "a_sr_bits", "a_codes", "a_scale", "a_m", "a_v"]
         # execution order: forward layers, loss, backward layers in reverse, SGD
         firsts = []
         for p in order:

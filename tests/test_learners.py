@@ -11,7 +11,7 @@ from intsim.models.learners import (METHOD_NAMES, BiasLayer, ExpandableNet, Trai
 from intsim.models.metrics import summarize_run
 from intsim.models.networks import FCNet, IncrementalHead
 from intsim.nn import gradcheck
-from intsim.numerics import preset
+from intsim.core.presets import preset
 
 D_IN, HIDDEN = 54, 24
 

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from intsim.losses import bce_with_logits, cross_entropy, kd_loss, log_softmax, softmax
+from intsim.nn.losses import bce_with_logits, cross_entropy, kd_loss, log_softmax, softmax
 
 
 def fd_grad(f, z, eps=1e-6):

@@ -1,6 +1,7 @@
-"""The fast integer matmul kernels (intsim/kernels/matmul_int8.py, matmul_x86.py) give exactly the
-bits of NUMERICS.md §4, in every path they take (product tables on int8/int16 lanes in both
-orientations, AVX2 pairs, one or two threads), and decline what they cannot compute exactly.
+"""The fast integer matmul kernels (intsim/kernels/matmul_int8.py, matmul_tables.py,
+matmul_x86.py) give exactly the bits of NUMERICS.md §4, in every path they take (product tables
+on int8/int16 lanes in both orientations, AVX2 pairs, one or two threads), and decline what
+they cannot compute exactly.
 
 The bulk comparison uses `oracle`, a NumPy transcription of §4 vectorised over the outputs
 (each output is its own k-ascending register sequence); `test_oracle_is_the_reference` checks
@@ -12,6 +13,7 @@ import pytest
 
 from helpers import run_python
 from intsim import Accumulator, int_matmul
+from intsim.core.accumulator import fast_matmul
 from intsim.kernels import matmul_int8 as F
 from intsim.kernels import matmul_x86 as X
 from intsim.kernels.accumulate import int_matmul_reference
@@ -129,7 +131,7 @@ def test_random_cases_match_oracle(mode, path):
         a, b = draw_operands(rng, M, K, N, kind)
         acc = draw_acc(rng, mode)
         want = oracle(a, b, acc)
-        got = F.fast_int_matmul(a, b, acc)
+        got = fast_matmul(a, b, acc)
         if got is not None:
             fast_calls += 1
             assert got.dtype == np.int64 and got.shape == (M, N)
@@ -164,7 +166,7 @@ def test_fast_paths_match_plain_python_reference(mode, path):
         M, K, N = int(rng.integers(1, 9)), int(rng.integers(1, 80)), int(rng.integers(1, 40))
         a, b = draw_operands(rng, M, K, N, i % 4)
         acc = Accumulator(8, [32, 8, None, 5][i % 4], mode, bool(i % 2), [None, 12][i % 2])
-        got = F.fast_int_matmul(a, b, acc)
+        got = fast_matmul(a, b, acc)
         assert got is not None
         want = int_matmul_reference(a, b, acc.mode, acc.bits, acc.tile, acc.symmetric,
                                     acc.tile_sum_bits)[0]
@@ -180,8 +182,8 @@ def test_int_matmul_uses_fast_path_and_keeps_traced_counts(acc, monkeypatch):
     a = rng.integers(0, 16, (2, 37, 70)).astype(np.uint8)
     b = rng.integers(-7, 8, (70, 45)).astype(np.int8)
     taken = []
-    real = F.fast_int_matmul
-    monkeypatch.setattr("intsim.accumulator.fast_int_matmul",
+    real = fast_matmul
+    monkeypatch.setattr("intsim.core.accumulator.fast_matmul",
                         lambda *args: taken.append(1) or real(*args))
     got = int_matmul(a, b, acc)
     assert taken
@@ -201,21 +203,22 @@ def test_int_matmul_uses_fast_path_and_keeps_traced_counts(acc, monkeypatch):
 def test_declines_what_it_cannot_compute_exactly():
     a = np.full((4, 40), 15, np.uint8)
     b = np.full((40, 3), 15, np.uint8)
-    assert F.fast_int_matmul(a, b, Accumulator(8, 32, "saturate")) is None    # 225 > 127
+    assert fast_matmul(a, b, Accumulator(8, 32, "saturate")) is None    # 225 > 127
     a8 = np.full((4, 40), 7, np.int8)
-    assert F.fast_int_matmul(a8, a8.T.copy(), Accumulator(9, 32, "saturate")) is None
-    assert F.fast_int_matmul(a8, a8.T.copy(), Accumulator(17, 32, "wrap")) is None
+    assert fast_matmul(a8, a8.T.copy(), Accumulator(9, 32, "saturate")) is None
+    assert fast_matmul(a8, a8.T.copy(), Accumulator(17, 32, "wrap")) is None
     wide = np.arange(40, dtype=np.int8).reshape(1, 40) - 20               # 40 code values
-    assert F.fast_int_matmul(np.repeat(wide, 4, 0), np.repeat(wide, 4, 0).T.copy(),
-                             Accumulator(8, 32, "saturate")) is None
+    assert fast_matmul(np.repeat(wide, 4, 0), np.repeat(wide, 4, 0).T.copy(),
+                       Accumulator(8, 32, "saturate")) is None
     empty = np.zeros((3, 0), np.int8)
-    assert F.fast_int_matmul(empty, np.zeros((0, 2), np.int8), Accumulator()) is None
+    assert fast_matmul(empty, np.zeros((0, 2), np.int8), Accumulator()) is None
     for acc in (Accumulator(9, 32, "saturate"), Accumulator(17, 32, "wrap")):
         assert np.array_equal(int_matmul(a8, a8.T.copy(), acc), oracle(a8, a8.T, acc))
 
 
 HASH_CODE = """
 import hashlib, numpy as np, intsim
+from intsim.core.accumulator import fast_matmul
 from intsim.kernels import matmul_int8 as F, workers
 workers.ADAPTIVE = False            # always the thread count of NUMBA_NUM_THREADS
 r = np.random.default_rng(5)
@@ -229,7 +232,7 @@ for mode in ['saturate', 'clamp_tile', 'wrap', 'exact']:
     for tsb in (None, 11):
         acc = intsim.Accumulator(8, 32, mode, tile_sum_bits=tsb)
         for a, b in cases:
-            used += F.fast_int_matmul(a, b, acc) is not None
+            used += fast_matmul(a, b, acc) is not None
             h.update(intsim.int_matmul(a, b, acc).tobytes())
 print(F.KERNELS, used, h.hexdigest(), workers.helped)
 """
@@ -261,11 +264,11 @@ def test_parallel_split_equals_serial(pairs, monkeypatch):
     for mode in MODES:
         acc = Accumulator(8, 32, mode)
         monkeypatch.setattr(F, "PARALLEL_MIN_MACS", 1 << 62)
-        serial = F.fast_int_matmul(a, b, acc)
+        serial = fast_matmul(a, b, acc)
         assert np.array_equal(serial, oracle(a, b, acc))
         monkeypatch.setattr(F, "PARALLEL_MIN_MACS", 0)
         for _ in range(5):
-            assert np.array_equal(F.fast_int_matmul(a, b, acc), serial)
+            assert np.array_equal(fast_matmul(a, b, acc), serial)
     if numba.get_num_threads() > 1:
         assert workers.helped > helped, "no helper thread ever took part"
 

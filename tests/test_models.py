@@ -2,11 +2,11 @@
 import numpy as np
 import pytest
 
-from intsim.losses import cross_entropy
+from intsim.nn.losses import cross_entropy
 from intsim.models import (CifarResNet, FCNet, IncrementalHead, IncrementalNet, SmallCNN,
                            resnet32)
 from intsim.nn import Linear, ReLU, gradcheck
-from intsim.optim import SGD
+from intsim.nn.optim import SGD
 
 
 def rand(*shape, seed=0):

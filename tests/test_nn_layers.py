@@ -3,10 +3,10 @@
 import numpy as np
 import pytest
 
-import intsim.qlinear as qlinear
+import intsim.core.linear_op as qlinear
 from intsim.nn import (AvgPool2d, BatchNorm1d, BatchNorm2d, Conv2d, Flatten, GlobalAvgPool,
                        Linear, MaxPool2d, ReLU, Sequential, col2im, gradcheck, im2col)
-from intsim.numerics import Numerics
+from intsim.core.numerics import Numerics
 
 TOL = 1e-6
 

@@ -3,7 +3,8 @@ import numpy as np
 import pytest
 
 from intsim.nn import BatchNorm2d, Conv2d, Linear, Module, ReLU, Sequential
-from intsim.numerics import Numerics, preset
+from intsim.core.numerics import Numerics
+from intsim.core.presets import preset
 
 
 class Net(Module):

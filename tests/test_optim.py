@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from intsim.nn import Linear, Sequential
-from intsim.optim import SGD, ConstantLR, MultiStepLR, StepLR
+from intsim.nn.optim import SGD, ConstantLR, MultiStepLR, StepLR
 
 
 def reference_sgd(w, grads, lr, mu, wd, damp=0.0, nesterov=False):

@@ -9,9 +9,10 @@ import pytest
 
 from intsim import Accumulator, Trace, int_matmul, preset, quantize
 from intsim.cli import main as hw_main
-from intsim.datapath import dumps
-from intsim.overflow import (bit_width, format_table, load_run, report, summarize,
-                             trace_training_run)
+from intsim.core.numerics import dumps
+from intsim.core.ranges import bit_width
+from intsim.hw.overflow import format_table, load_run, report, summarize
+from intsim.hw.overflow_train import trace_training_run
 
 
 def _codes(rng, shape, lo=-7, hi=7):

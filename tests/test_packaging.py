@@ -18,7 +18,7 @@ def test_wheel_holds_only_the_intsim_namespace(tmp_path):
     assert tops == {"intsim", next(t for t in tops if t.endswith(".dist-info"))}
     for module in ("intsim/models/networks.py", "intsim/models/learners/icarl.py",
                    "intsim/datasets/scenario.py", "intsim/kernels/accumulate.py",
-                   "intsim/nn/linear.py"):
+                   "intsim/nn/linear.py", "intsim/formats/energy_45nm.toml"):
         assert module in names
     # the regular install imports from the unpacked wheel, not from this checkout
     target = tmp_path / "site"
@@ -26,6 +26,8 @@ def test_wheel_holds_only_the_intsim_namespace(tmp_path):
     code = ("import intsim, intsim.models, intsim.datasets, intsim.models.learners, sys; "
             "import importlib.util as u; "
             "assert u.find_spec('models') is None and u.find_spec('datasets') is None; "
+            "from intsim.formats.energy_table import load_energy_table as L; "
+            "assert 'Horowitz' in L().source; "
             "print(intsim.models.__file__)")
     out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True,
                          text=True, env={"PYTHONPATH": str(target), "PATH": "/usr/bin:/bin"},

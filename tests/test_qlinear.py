@@ -1,6 +1,6 @@
-"""Quantized layers equal a direct composition of the numerics-core primitives (hdqt.md).
+"""Quantized layers equal a direct composition of the numerics-core primitives (docs/method.md).
 
-The reference below is written from hdqt.md's equations, one group at a time, with the
+The reference below is written from the method's equations (docs/method.md), one group at a time, with the
 float32 operation order of NUMERICS.md §6; the layers must match it bit for bit.
 """
 import dataclasses
@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from intsim import SRStream, Trace, fwht, int_matmul, preset, quantize
-from intsim.hadamard import block_size
+from intsim.core.hadamard import block_size
 from intsim.nn import Conv2d, Linear, im2col
-from intsim.quantize import quantize_log2
+from intsim.core.quantizer import quantize_log2
 
 PRESETS = ["int4", "hdqt", "hdqt_paper", "luq"]
 f32 = np.float32
@@ -44,8 +44,22 @@ def H(x, axis, rule):
     return fwht(x, axis=axis, block=blk), block_size(x.shape[axis], blk)
 
 
+def rescale(acc, factors, p, order):
+    """NUMERICS.md §6: scale_product multiplies the factors first, left_to_right applies them
+    to acc one after another; both divide by p last."""
+    if order == "left_to_right":
+        v = acc.astype(f32)
+        for s_ in factors:
+            v = v * f32(s_)
+        return v / f32(p)
+    c = f32(factors[0])
+    for s_ in factors[1:]:
+        c = f32(c * f32(s_))
+    return acc.astype(f32) * f32(c / f32(p))
+
+
 def reference(x3, W, G3, nm, stream):
-    """(y, dx, dW) for x3 (G, R, K), W (N, K), G3 = dL/dy (G, R, N), per hdqt.md."""
+    """(y, dx, dW) for x3 (G, R, K), W (N, K), G3 = dL/dy (G, R, N), per docs/method.md."""
     s = {name: stream.child(name) for name in ("w_fwd", "a_fwd", "g_in", "w_bwd", "g_w",
                                                "a_bwd")}
     qw = q(W, nm.w_fwd, s["w_fwd"])
@@ -54,18 +68,19 @@ def reference(x3, W, G3, nm, stream):
     qv = q(wh, nm.w_bwd, s["w_bwd"])
     v, s_v = codes_scale(qv, wh)
     ys, dxs, dWs, qas = [], [], [], []
+    batch = q(x3, nm.a_fwd, s["a_fwd"]) if nm.act_scale == "per_batch" else None
     for g in range(x3.shape[0]):                        # forward of every group first
-        qa = q(x3[g], nm.a_fwd, s["a_fwd"])
+        qa = q(x3[g], nm.a_fwd, s["a_fwd"]) if batch is None else dataclasses.replace(
+            batch, codes=batch.codes[g])                # per_batch: one scale for all groups
         qas.append(qa)
         a, s_a = codes_scale(qa, x3[g])
         acc = matmul(a, np.ascontiguousarray(w.T), nm.acc_fwd)
-        ys.append(acc.astype(f32) * (f32(s_a) * f32(s_w)))
+        ys.append(rescale(acc, (s_w, s_a), 1, nm.rescale_order))
     for g in range(x3.shape[0]):                        # input gradients
         gh, _ = H(G3[g], -1, nm.hadamard)
         qg = q(gh, nm.g_in, s["g_in"])
         gi, s_g = codes_scale(qg, gh)
-        c = f32(f32(f32(s_g) * f32(s_v)) * f32(s_w)) / f32(p_out)
-        dx = matmul(gi, v, nm.acc_in).astype(f32) * f32(c)
+        dx = rescale(matmul(gi, v, nm.acc_in), (s_g, s_v, s_w), p_out, nm.rescale_order)
         if qas[g] is not None and not np.isinf(qas[g].clip_value):
             dx = np.where(np.abs(x3[g]) > qas[g].clip_value, f32(0), dx)
         dxs.append(dx)
@@ -77,8 +92,7 @@ def reference(x3, W, G3, nm, stream):
         ah, _ = H(a, 0, nm.hadamard)
         qah = q(ah, nm.a_bwd, s["a_bwd"])
         av, s_ah = codes_scale(qah, ah)
-        c = f32(f32(f32(s_g2) * f32(s_ah)) * f32(s_a)) / f32(p_bs)
-        dWs.append(matmul(g2, av, nm.acc_w).astype(f32) * f32(c))
+        dWs.append(rescale(matmul(g2, av, nm.acc_w), (s_g2, s_ah, s_a), p_bs, nm.rescale_order))
     dW = dWs[0].copy()
     for d in dWs[1:]:
         dW += d
@@ -197,7 +211,7 @@ def test_trace_labels_and_kinds():
 
 
 def test_stochastic_spec_without_stream_is_a_clear_error():
-    from intsim import qlinear
+    from intsim.core import linear_op as qlinear
     x, W, G = data(4, 8, 3, seed=0)
     with pytest.raises(ValueError, match="rng"):
         y, ctx = qlinear.linear_forward(x[None], W, preset("hdqt"), None)

@@ -26,3 +26,20 @@ def test_zero_clipped_equals_reference_and_keeps_values_at_the_clamp_point():
     zero_clipped(grad, x, m)
     assert np.array_equal(grad, want)
     assert grad[0, 0] != 0 and grad[0, 1] != 0 and np.count_nonzero(grad[3]) == 0
+
+
+def test_rescale_chain_equals_reference_and_differs_from_the_scale_product():
+    from intsim.kernels.rescale import rescale_chain, rescale_chain_reference
+    r = np.random.default_rng(2)
+    acc = r.integers(-2**20, 2**20, (3, 400)).astype(np.int64)
+    acc[0, :3] = [2**24 + 1, 0, -1]
+    f = r.uniform(1e-3, 1.0, (3, 3)).astype(np.float32)
+    for p in (1, 4, 128):
+        out = np.empty(acc.shape, np.float32)
+        rescale_chain(acc, f, np.float32(p), out)
+        want = rescale_chain_reference(acc, f, p)
+        assert np.array_equal(out.view(np.int32), want.view(np.int32))
+    c = (f[:, 0] * f[:, 1]) * f[:, 2] / np.float32(128)
+    product = np.empty(acc.shape, np.float32)
+    rescale(acc, c, product)
+    assert not np.array_equal(out, product)          # the two orders round differently

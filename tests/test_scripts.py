@@ -48,3 +48,17 @@ def test_reproduce_paper_missing_data_is_a_clear_error(tmp_path, capsys):
     code = script.main(["--data-dir", str(tmp_path / "nowhere"), "--dataset", "dsads",
                         "--seeds", "1", "--epochs", "1", "--out", str(tmp_path / "r")])
     assert code == 2 and "dsads" in capsys.readouterr().err.lower()
+
+
+def test_reproduce_paper_protocol_switch_and_evaluation_column(tmp_path, capsys):
+    import json
+    write_dsads_table(tmp_path, per_cell=2)
+    script = load_script("reproduce_paper")
+    code = script.main(["--data-dir", str(tmp_path), "--dataset", "dsads", "--methods", "icarl",
+                        "--numerics", "hdqt_paper", "--seeds", "1", "--epochs", "1",
+                        "--protocol", "paper", "--out", str(tmp_path / "runs"), "--quiet"])
+    out = capsys.readouterr().out
+    assert code == 0 and "batch 128, class_sorted, dynamic" in out
+    cfg = json.loads((tmp_path / "runs" / "dsads-icarl-hdqt_paper-paper-seed0" /
+                      "config.json").read_text())
+    assert cfg["settings"]["protocol"] == "paper" and cfg["numerics_spec"]["ste"] == "code_max"

@@ -1,4 +1,4 @@
-"""`intsim sweep` (intsim.sweep): grid parsing and expansion, cells on a Dask LocalCluster,
+"""`intsim sweep` (intsim.experiments.sweep): grid parsing and expansion, cells on a Dask LocalCluster,
 restart after killing the sweep and after killing a worker mid-cell, aggregation, CSV/parquet
 results, the CLI and scripts/reproduce_paper.py --sweep. Tiny synthetic data, 1–40 epochs."""
 import importlib.util
@@ -17,11 +17,12 @@ import pytest
 
 pytest.importorskip("distributed")
 
-from intsim import sweep  # noqa: E402
-from intsim.cil import _jsonable, resolve_config  # noqa: E402
+from intsim.experiments import sweep  # noqa: E402
+from intsim.experiments.config import resolve_config  # noqa: E402
+from intsim.formats.run_folder import jsonable as _jsonable  # noqa: E402
 from intsim.cli import main  # noqa: E402
 from intsim.models.metrics import aggregate_seeds  # noqa: E402
-from intsim.numerics import preset  # noqa: E402
+from intsim.core.presets import preset  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -83,7 +84,7 @@ def test_grid_expansion_fields_folders_and_knobs(tmp_path):
         assert ov[acc] == {"bits": 12, "tile": 8}
     # luq: its forward accumulator is untiled and the backward ones exact; "none" = one tile
     c = next(c for c in cells if c.fields["numerics"] == "luq" and c.fields["tile"] == "none")
-    from intsim.cil import build_numerics
+    from intsim.experiments.builders import build_numerics
     n = build_numerics(c.cfg)
     assert n.acc_fwd.tile is None and n.acc_fwd.mode == "clamp_tile"
     assert n.acc_fwd.bits == n.acc_in.bits == c.fields["acc_bits"]
@@ -92,7 +93,7 @@ def test_grid_expansion_fields_folders_and_knobs(tmp_path):
 def test_operand_bits_set_all_six_quantizers_and_acc_bits_all_three():
     base = preset("hdqt")
     ov = sweep.knob_overrides(base, {"operand_bits": 6, "acc_bits": 16}, "hdqt")
-    from intsim.cil import apply_numerics_overrides
+    from intsim.core.resolve import apply_overrides as apply_numerics_overrides
     n = apply_numerics_overrides(base, ov)
     assert [getattr(n, op).bits for op in ("w_fwd", "a_fwd", "w_bwd", "a_bwd", "g_in", "g_w")] \
         == [6] * 6
@@ -140,12 +141,11 @@ def test_bad_grid_is_an_error_naming_the_key(tmp_path, capsys, text, key):
 
 
 def test_datapath_toml_entry_records_the_concrete_numerics(tmp_path):
-    from intsim import datapath
-    from intsim.accumulator import Accumulator
+    from intsim.core.accumulator import Accumulator
     dp = preset("hdqt").replace(acc_fwd=Accumulator(10, 16, "saturate", tile_sum_bits=32),
                                 name="mydp")
     (tmp_path / "dp").mkdir()
-    datapath.dump(dp, tmp_path / "dp" / "mydp.toml")
+    (tmp_path / "dp" / "mydp.toml").write_text(dp.to_toml())
     g = write_grid(tmp_path, numerics='["dp/mydp.toml"]', seeds="[0]",
                    extra="[overrides]\nacc_bits = [12]\n")
     res = sweep.run_sweep(g, tmp_path / "out", workers=0, quiet=True, plots=False)
@@ -163,13 +163,13 @@ def test_datapath_toml_entry_records_the_concrete_numerics(tmp_path):
 
 
 def test_numerics_overrides_in_a_cil_config_and_resume_refuses_other_numerics(tmp_path):
-    from intsim.cil import ConfigError, CILRun, run
+    from intsim.experiments.cil_run import ConfigError, CILRun, run
     base = dict(dataset="synthetic", method="finetune", numerics="hdqt", epochs=1,
                 batch_size=16, memory=36, hidden=24, out=str(tmp_path / "r"),
                 dataset_params=dict(n_classes=4, n_subjects=4, windows_per_cell=6))
     cfg = resolve_config({**base, "numerics_overrides": {"acc_fwd": {"bits": 12},
                                                           "hadamard": "none"}})
-    run(cfg, quiet=True)
+    run(cfg)
     spec = json.loads((tmp_path / "r" / "config.json").read_text())["numerics_spec"]
     assert spec["acc_fwd"]["bits"] == 12 and spec["acc_in"]["bits"] == 8
     assert spec["hadamard"] is None and spec["name"] == "hdqt*"
@@ -226,7 +226,16 @@ def test_tiny_grid_on_two_workers(tiny_sweep):
     assert res.results_path.name in ("results.parquet", "results.csv")
     pd.testing.assert_frame_equal(sweep.read_results(out), df)
     assert (out / "summary.csv").exists() and (out / "grid.toml").read_text() == g.read_text()
-    assert {p.name for p in res.plots} == {"acc_vs_operand_bits.png", "per_task.png"}
+    assert {p.name for p in res.plots} == {"acc_vs_operand_bits.png", "per_task.png",
+                                           "acc_vs_energy.png"}
+    # energies from each cell's cost.json; fp32 is its own reference
+    for _, r in ok.iterrows():
+        doc = json.loads((Path(r["dir"]) / "cost.json").read_text())
+        for key in ("energy_pj_step", "energy_pj_run", "energy_rel_fp32"):
+            assert r[key] == doc[key], (r["cell"], key)
+    assert (ok[ok["numerics"] == "fp32"]["energy_rel_fp32"] == 1.0).all()
+    assert (ok[ok["numerics"] == "hdqt"]["energy_rel_fp32"] < 1.0).all()
+    assert df[df["status"] == "error"]["energy_pj_run"].isna().all()
     assert all(p.stat().st_size > 10_000 for p in res.plots)
     cells = json.loads((out / "cells.json").read_text())["cells"]
     assert len(cells) == 6
@@ -269,8 +278,8 @@ def test_a_cell_run_on_a_worker_equals_one_run_in_process(tiny_sweep, tmp_path):
     root, _, res = tiny_sweep
     cell = next(c for c in res.cells if c.id == "synthetic__icarl__hdqt__operand_bits=4__seed1")
     cfg = resolve_config({**cell.cfg, "out": str(tmp_path / "here")})
-    from intsim.cil import run
-    run(cfg, quiet=True)
+    from intsim.experiments.cil_run import run
+    run(cfg)
     assert (tmp_path / "here" / "metrics.json").read_bytes() == \
         (Path(cell.dir) / "metrics.json").read_bytes()
 
@@ -298,13 +307,13 @@ def test_changed_settings_are_not_overwritten(tiny_sweep, tmp_path):
 
 def test_results_csv_fallback_and_parquet(tiny_sweep, tmp_path, monkeypatch):
     _, _, res = tiny_sweep
-    monkeypatch.setattr(sweep, "parquet_available", lambda: False)
+    monkeypatch.setattr(sweep.tables, "parquet_available", lambda: False)
     p = sweep.write_results(res.results, tmp_path)
     assert p.name == "results.csv" and not (tmp_path / "results.parquet").exists()
     pd.testing.assert_frame_equal(sweep.read_results(tmp_path), res.results)
     if importlib.util.find_spec("pyarrow") is None:
         return
-    monkeypatch.setattr(sweep, "parquet_available", lambda: True)
+    monkeypatch.setattr(sweep.tables, "parquet_available", lambda: True)
     p = sweep.write_results(res.results, tmp_path)
     assert p.name == "results.parquet" and not (tmp_path / "results.csv").exists()
     pd.testing.assert_frame_equal(sweep.read_results(p), res.results)
@@ -439,7 +448,7 @@ def test_cli_dry_run_and_exit_codes(tiny_sweep, capsys):
 
 def test_cli_registers_under_a_parent_parser():
     import argparse
-    from intsim.cli_sweep import register
+    from intsim.cli.sweep import register
     parser = argparse.ArgumentParser(prog="intsim")
     register(parser.add_subparsers(dest="command"))
     args = parser.parse_args(["sweep", "--grid", "g.toml", "--out", "d", "--scheduler",
@@ -468,7 +477,7 @@ def test_a_worker_can_compile_new_kernels(tmp_path):
     imports Numba before its NUMBA_NUM_THREADS is applied; without sync_numba_config the
     first compilation in a task then fails ("Cannot set NUMBA_NUM_THREADS ...")."""
     script = tmp_path / "probe.py"
-    script.write_text("import json\nfrom intsim import sweep\n"
+    script.write_text("import json\nfrom intsim.experiments import sweep\n"
                       "if __name__ == '__main__':\n"
                       "    with sweep.dask_client(workers=1, quiet=True) as c:\n"
                       "        rep = c.submit(sweep.worker_thread_report, pure=False).result()\n"

@@ -6,9 +6,9 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from intsim import Accumulator, QuantSpec, SRStream, int_matmul
-from intsim.datapath import loads, narrow_accumulator_problem
-from intsim.golden import element_random_bits
-from intsim.quantize import code_range
+from intsim.core.numerics import loads, narrow_accumulator_problem
+from intsim.hw.golden import element_random_bits
+from intsim.core.ranges import code_range
 from intsim.testing import (a2q_bound_holds, accumulators, assert_accumulator_matches,
                             assert_bit_exact, assert_no_events_when_a2q_holds,
                             assert_quantizer_matches, int_tensors, matmul_operands,

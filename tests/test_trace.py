@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from intsim import Accumulator, SRStream, Trace, int_matmul, quantize
-from intsim.trace import read_hdf5
+from intsim.core.trace import read_hdf5
 
 
 def fill(tr: Trace, step: int) -> None:
@@ -45,3 +45,15 @@ def test_frame_summary_and_hdf5_append(tmp_path):
 def test_read_missing_file_names_the_path(tmp_path):
     with pytest.raises(FileNotFoundError, match="nowhere.h5"):
         read_hdf5(tmp_path / "nowhere.h5")
+
+
+def test_code_statistics_kernel_equals_its_reference():
+    from intsim.kernels.stats import code_statistics, code_statistics_reference
+    rng = np.random.default_rng(5)
+    for n in (0, 1, 7, 1000):
+        v = (rng.standard_normal(n) * 6).astype(np.float32)
+        codes = np.clip(np.rint(v), -7, 7).astype(np.int8)
+        got = code_statistics(codes, v, -7, 7)
+        want = code_statistics_reference(codes, v, -7, 7)
+        assert tuple(got[:3]) == tuple(want[:3])
+        assert float(got[3]) == float(want[3]) and float(got[4]) == float(want[4])

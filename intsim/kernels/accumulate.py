@@ -18,8 +18,8 @@ from numba import types
 from numba.core.extending import intrinsic
 
 EXACT, SATURATE, CLAMP_TILE, WRAP = 0, 1, 2, 3
-MODE_CODES = {"exact": EXACT, "saturate": SATURATE, "clamp_tile": CLAMP_TILE, "wrap": WRAP}
 TS_NONE, TS_SATURATE, TS_WRAP = 0, 1, 2
+C_NONE, C_CLAMP, C_WRAP = 0, 1, 2     # tile-end function C of the fast kernels' registers
 HIST_BINS = 64     # bin j counts |partial| with bit length j (bin 0: partial == 0)
 
 

@@ -38,10 +38,10 @@ def element_bits(draw_key, i):
 
 def mix64_reference(z: int) -> int:
     z &= MASK64
-    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & MASK64
-    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & MASK64
+    z = ((z ^ (z >> 30)) * int(MUL1)) & MASK64
+    z = ((z ^ (z >> 27)) * int(MUL2)) & MASK64
     return z ^ (z >> 31)
 
 
 def element_bits_reference(draw_key: int, i: int) -> int:
-    return mix64_reference((draw_key + (i + 1) * 0x9E3779B97F4A7C15) & MASK64)
+    return mix64_reference((draw_key + (i + 1) * int(GAMMA)) & MASK64)

@@ -1,11 +1,14 @@
 """Small helpers for kernels written as LLVM IR through `numba.core.extending.intrinsic`.
 
-The intrinsics of matmul_int8 / matmul_x86 take raw addresses and byte strides as int64 (so
+The intrinsics of matmul_tables / matmul_x86 / bytes8 take raw addresses and byte strides as int64 (so
 that each is typed, compiled and cached once, whatever the dtype or layout of the arrays
 behind them); these helpers build the IR for constants, vectors and loops.
 """
 from __future__ import annotations
 
+import functools
+
+import numba
 from llvmlite import ir
 from numba import types
 from numba.core import cgutils
@@ -124,3 +127,14 @@ call_ints.__doc__ = """call_ints(address, (a0, a1, …)): call the C function vo
 (a numba.cfunc's .address) with integer arguments. The heavy IR kernels are compiled once as
 cfuncs and reached through their address, so the drivers that call them stay small to
 compile and can be cached (the address is an argument, not a constant)."""
+
+
+@functools.lru_cache(maxsize=None)
+def cfunc_address(fn) -> int:
+    """Address of `fn` compiled (once, cached on disk) as a C function of int64 arguments.
+
+    The drivers reach the IR kernels through these addresses (call_ints) instead of calling
+    them directly: a Numba call links the callee's code into every caller and compiles it
+    again there, so the kernels would be compiled once per driver and specialization."""
+    nargs = fn.__code__.co_argcount
+    return numba.cfunc(types.void(*([types.int64] * nargs)), cache=True)(fn).address

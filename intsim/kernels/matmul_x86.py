@@ -40,12 +40,11 @@ from numba.core.extending import intrinsic
 
 from . import llvm_ir as L
 from . import workers
+from .accumulate import C_CLAMP, C_NONE, C_WRAP, TS_NONE, TS_SATURATE, TS_WRAP
 
 NVEC = 2            # vectors of 16 int16 lanes per block
 BLOCK = 16 * NVEC   # output columns per block
 ROWS = 4            # rows per register block (ROWS × NVEC accumulators in registers)
-C_NONE, C_CLAMP, C_WRAP = 0, 1, 2
-TS_NONE, TS_SATURATE, TS_WRAP = 0, 1, 2
 
 _V32I8 = L.vec(L.I8, 32)
 _V16I16 = L.vec(L.I16, 16)
@@ -231,9 +230,9 @@ _block_plain = _make_block(False)
 _block_corrected = _make_block(True)
 
 
-def _block(corrected, u, us0, M, K, bsrc, bs, pk, pc, amin, out, os0, N, tot, tot_bytes, c0,
+def block(corrected, u, us0, M, K, bsrc, bs, pk, pc, amin, out, os0, N, tot, tot_bytes, c0,
            tile, cmode, lo, hi, bits, ts_mode, ts_lo, ts_hi, ts_bits):
-    """One column block (compiled once as a C callback: see matmul_int8._kernel)."""
+    """One column block (compiled once as a C callback: see llvm_ir.cfunc_address)."""
     if corrected:
         _block_corrected(u, us0, M, K, bsrc, bs, pk, pc, amin, out, os0, N, tot, tot_bytes, c0,
                          tile, cmode, lo, hi, bits, ts_mode, ts_lo, ts_hi, ts_bits)
@@ -246,7 +245,7 @@ def _block(corrected, u, us0, M, K, bsrc, bs, pk, pc, amin, out, os0, N, tot, to
 def run(state, w, block_fn, corrected, tot_bytes, a, b, tail, amin, out, tile, cmode, lo, hi,
         bits, ts_mode, ts_lo, ts_hi, ts_bits):
     """Thread w's share of the column blocks (the protocol of kernels/workers.py). block_fn:
-    address of `_block` as a C function; a (M, K) uint8 codes u, C order; b (K, N) int8, C
+    address of `block` as a C function; a (M, K) uint8 codes u, C order; b (K, N) int8, C
     order; tail (K, BLOCK) int8: the last, partial block's columns of b, zero-padded (when N
     is not a multiple of BLOCK); out (M, N) int64."""
     if not workers.begin(state, w):

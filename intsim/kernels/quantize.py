@@ -15,11 +15,9 @@ import math
 import numba
 import numpy as np
 
-from .hashing import element_bits
+from intsim.kernels.hashing import element_bits, element_bits_reference
 
 NEAREST, HALF_AWAY, HALF_UP, FLOOR, STOCHASTIC = 0, 1, 2, 3, 4
-ROUNDING_CODES = {"nearest": NEAREST, "half_away": HALF_AWAY, "half_up": HALF_UP,
-                  "floor": FLOOR, "stochastic": STOCHASTIC}
 
 
 @numba.njit(cache=True, inline="always")
@@ -208,7 +206,6 @@ def quantize_reference(x, m, scale, rounding, qmin, qmax, sr_bits=16, draw_key=0
     """Oracle for the kernels: list of Python ints. x, m, scale are float32 values."""
     from fractions import Fraction
 
-    from .hashing import element_bits_reference
     out = []
     for i, xv in enumerate(np.asarray(x, dtype=np.float32).ravel()):
         xv = min(max(xv, -m), m)
@@ -239,7 +236,6 @@ def quantize_log2_reference(x, alpha, top, sr_bits, draw_key=0, offset=0):
     """Oracle for quantize_log2_kernel: list of Python ints (exact rational arithmetic)."""
     from fractions import Fraction
 
-    from .hashing import element_bits_reference
     out = []
     for i, xv in enumerate(np.asarray(x, dtype=np.float32).ravel()):
         u = Fraction(float(np.float32(abs(np.float32(xv)) / np.float32(alpha))))

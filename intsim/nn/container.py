@@ -14,7 +14,10 @@ class Sequential(Module):
     def __init__(self, *modules, numerics=None, seed: int = 0, rng=None):
         super().__init__(numerics=numerics, seed=seed, rng=rng)
         for i, m in enumerate(modules):
-            name, m = m if isinstance(m, tuple) else (str(i), m)
+            name, m = m if isinstance(m, tuple) and len(m) == 2 else (str(i), m)
+            if not isinstance(m, Module) or not isinstance(name, str):
+                raise ValueError(f"Sequential: module {i}: expected an intsim.nn.Module or a "
+                                 f"(name, Module) pair, got {modules[i]!r}")
             self.add_module(name, m)
 
     def forward(self, x):

@@ -8,8 +8,12 @@ For an input x (B, C, H, W), a square kernel k, stride s and zero padding p:
 
 so the convolution is linear_forward with x = cols (G = B images, R = L positions, K) and
 W = W_mat (Cout, K): the quantized path's batch Hadamard acts over the spatial positions of one
-image, as in the HDQT paper. col2im is the adjoint of im2col: every column entry is added back to
-the input pixel it was read from (a loop over the k·k kernel offsets, each a strided slice add).
+image, as in the HDQT paper. With numerics.act_scale = "per_batch" the input x (B, C, H, W) is
+quantized once (one scale for the batch, before im2col, as the published code does) and the
+codes are unfolded; with "per_image" each image's cols are quantized on their own.
+col2im is the adjoint of im2col: every column entry is added back to the input pixel it was
+read from (a loop over the k·k kernel offsets, each a strided slice add — PyTorch's col2im
+order).
 
 Float fast path (numerics.is_float): the same products in a layout that suits memory and BLAS —
 cols_T (K, B·L) (rows (c, i, j), columns (b, ho, wo)), y_T = W_mat · cols_T as ONE GEMM,
@@ -22,8 +26,11 @@ import math
 
 import numpy as np
 
-from intsim import qlinear
+from intsim.core import linear_op
+from intsim.core.checks import NONNEGATIVE_INT, POSITIVE, POSITIVE_INT, Rule
+from intsim.core.modes import ActScale
 from intsim.nn.linear import MatmulModule, _FloatCtx, kaiming_normal
+from intsim.nn.module import check_args
 
 
 def conv_out_size(n: int, k: int, stride: int, padding: int) -> int:
@@ -91,7 +98,7 @@ class Conv2d(MatmulModule):
 
     x (B, Cin, H, W) -> y (B, Cout, Ho, Wo); weight (Cout, Cin, k, k) as in PyTorch, bias (Cout,).
     Forward: y = im2col(x) · weight.reshape(Cout, K)ᵀ per image (see module docstring); quantized
-    numerics call qlinear.linear_forward(cols (B, L, K), W_mat (Cout, K)), float numerics run the
+    numerics call linear_op.linear_forward(cols (B, L, K), W_mat (Cout, K)), float numerics run the
     equivalent single GEMM on cols_T (K, B·L).
     Backward: dcols = dy·W_mat, dx = col2im(dcols); dW += Σ_b dy[b]ᵀ·cols[b]; db += Σ_{b,h,w} dy.
     Init: Kaiming normal with fan_in = Cin·k·k, gain √2, from default_rng(seed); bias = 0.
@@ -100,6 +107,10 @@ class Conv2d(MatmulModule):
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1,
                  padding: int = 0, bias: bool = True, *, gain: float = math.sqrt(2.0),
                  numerics=None, seed: int = 0, rng=None):
+        check_args("Conv2d", locals(), {
+            "in_channels": POSITIVE_INT, "out_channels": POSITIVE_INT,
+            "kernel_size": POSITIVE_INT, "stride": POSITIVE_INT, "padding": NONNEGATIVE_INT,
+            "bias": Rule("bool"), "gain": POSITIVE})
         super().__init__(numerics=numerics, seed=seed, rng=rng)
         self.in_channels, self.out_channels = in_channels, out_channels
         self.kernel_size, self.stride, self.padding = kernel_size, stride, padding
@@ -111,6 +122,7 @@ class Conv2d(MatmulModule):
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         x = np.asarray(x, dtype=self.dtype)
+        self._observe(x)
         B, C, H, W = x.shape
         if C != self.in_channels:
             raise ValueError(f"{self.label or 'Conv2d'}: expected {self.in_channels} input "
@@ -125,8 +137,12 @@ class Conv2d(MatmulModule):
             ctx = _FloatCtx(cols_t, Wm)
         else:
             cols = im2col(x, k, s, p)                               # (B, L, K)
-            y3, ctx = qlinear.linear_forward(cols, Wm, self.numerics, self.sr_stream(), self.trace,
-                                             self.label)            # (B, L, Cout)
+            args = (cols, Wm, self.numerics, self.sr_stream(), self.active_trace(), self.label)
+            if self.numerics.act_scale == ActScale.PER_BATCH:      # one scale for the batch
+                a = linear_op.batch_operand(x, *args[2:], lambda c: im2col(c, k, s, p), B)
+                y3, ctx = linear_op.linear_forward(*args, a=a)      # (B, L, Cout)
+            else:
+                y3, ctx = linear_op.linear_forward(*args)
             y = y3.reshape(B, Ho, Wo, N).transpose(0, 3, 1, 2)
         y = np.ascontiguousarray(y)
         if "bias" in self.params:
@@ -145,7 +161,7 @@ class Conv2d(MatmulModule):
             dx = col2im_t(ctx.W.T @ g_t, x_shape, k, s, p)
         else:
             g3 = np.ascontiguousarray(g.transpose(0, 2, 3, 1)).reshape(B, Ho * Wo, N)
-            dcols, dW = qlinear.linear_backward(g3, ctx)
+            dcols, dW = linear_op.linear_backward(g3, ctx)
             dx = col2im(dcols, x_shape, k, s, p)
         if self.requires_grad:
             self.grads["weight"] += dW.reshape(self.params["weight"].shape)

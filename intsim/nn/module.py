@@ -15,17 +15,17 @@ State of a module
   children name -> Module  registered automatically by attribute assignment (`self.fc = Linear(..)`)
 
 Constructor keywords (every module): numerics=, seed= (int, weight-init seed only: Kaiming
-normal from np.random.default_rng(seed)), rng= (the SR stream for qlinear).
+normal from np.random.default_rng(seed)), rng= (the SR stream of the linear operator).
 
 Per-module settings, each with a recursive setter:
   numerics  intsim.numerics.Numerics (default preset("fp32"))       set_numerics(n)
-  rng       SR stream object passed untouched to qlinear (may be None) set_rng(r)
-  trace     trace object passed untouched to qlinear (default None)    set_trace(t)
+  rng       SR stream object passed untouched to the linear operator (may be None) set_rng(r)
+  trace     trace object passed untouched to the linear operator (default None)    set_trace(t)
   training  train()/eval() (BatchNorm: batch statistics vs running statistics)
   requires_grad  freeze()/unfreeze(): a frozen module still returns dL/dx but does not
                  accumulate parameter gradients, and optimizers skip its parameters.
   label     qualified dotted name ("stage1.0.conv1"), maintained on attribute assignment;
-            matmul layers pass it to qlinear as `label`.
+            matmul layers pass it to the linear operator as `label`.
 """
 from __future__ import annotations
 
@@ -34,11 +34,21 @@ from typing import Iterator
 
 import numpy as np
 
-from intsim.numerics import preset
+from intsim.core.checks import NONNEGATIVE_INT, Rule, check
+from intsim.core.numerics import Numerics
+from intsim.core.presets import preset
+from intsim.core.rng import SRStream
 
 
 def _join(prefix: str, name: str) -> str:
     return f"{prefix}.{name}" if prefix else name
+
+
+def check_args(owner: str, values: dict, rules: dict[str, Rule]) -> None:
+    """Check constructor arguments: values[name] against rules[name]; the ValueError names the
+    class and the argument ("Linear: in_features: must be >= 1, got 0")."""
+    for name, rule in rules.items():
+        check(f"{owner}: {name}", values[name], rule)
 
 
 def child_seed(seed: int, *key: int) -> int:
@@ -50,6 +60,11 @@ class Module:
     """Base class. Subclasses implement forward(x) and backward(grad_out) -> grad_in."""
 
     def __init__(self, *, numerics=None, seed: int = 0, rng=None):
+        name = type(self).__name__
+        if numerics is not None and not isinstance(numerics, Numerics):
+            raise ValueError(f"{name}: numerics: expected an intsim.Numerics (e.g. "
+                             f"intsim.preset('hdqt')) or None, got {numerics!r}")
+        check(f"{name}: seed", seed, NONNEGATIVE_INT)
         object.__setattr__(self, "_children", {})
         self.label = ""
         self.numerics = numerics if numerics is not None else preset("fp32")
@@ -178,9 +193,8 @@ class Module:
         return self
 
     def sr_stream(self):
-        """The SR stream handed to qlinear: `rng`, or SRStream(seed) made on first use."""
+        """The SR stream handed to the linear operator: `rng`, or SRStream(seed) made on first use."""
         if self.rng is None:
-            from intsim.rng import SRStream
             self.rng = SRStream(self.seed)
         return self.rng
 

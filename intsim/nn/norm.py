@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from intsim.nn.module import Module
+from intsim.core.checks import POSITIVE, POSITIVE_INT, Rule
+from intsim.nn.module import Module, check_args
 
 
 class _BatchNorm(Module):
@@ -23,6 +24,9 @@ class _BatchNorm(Module):
 
     def __init__(self, num_features: int, eps: float = 1e-5, momentum: float = 0.1,
                  affine: bool = True, *, numerics=None, seed: int = 0, rng=None):
+        check_args(type(self).__name__, locals(), {
+            "num_features": POSITIVE_INT, "eps": POSITIVE,
+            "momentum": Rule("float", minimum=0, maximum=1), "affine": Rule("bool")})
         super().__init__(numerics=numerics, seed=seed, rng=rng)
         self.num_features, self.eps, self.momentum = num_features, eps, momentum
         if affine:

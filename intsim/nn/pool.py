@@ -9,7 +9,10 @@ from __future__ import annotations
 import numpy as np
 
 from intsim.nn.conv import conv_out_size
-from intsim.nn.module import Module
+from intsim.core.checks import NONNEGATIVE_INT, POSITIVE_INT, Rule
+from intsim.nn.module import Module, check_args
+
+_STRIDE = Rule("int", minimum=1, optional=True)     # None: the kernel size
 
 
 def _windows(x: np.ndarray, k: int, s: int) -> np.ndarray:
@@ -22,6 +25,7 @@ class AvgPool2d(Module):
     """y[b,c,ho,wo] = (1/k²) Σ_{i,j} x[b,c,s·ho+i,s·wo+j];  dx[.., s·ho+i, s·wo+j] += dy/k²."""
 
     def __init__(self, kernel_size: int, stride: int | None = None, **kw):
+        check_args("AvgPool2d", locals(), {"kernel_size": POSITIVE_INT, "stride": _STRIDE})
         super().__init__(**kw)
         self.kernel_size, self.stride = kernel_size, stride or kernel_size
 
@@ -52,6 +56,8 @@ class MaxPool2d(Module):
     element of each window in row-major (i, j) order (PyTorch's choice on ties)."""
 
     def __init__(self, kernel_size: int, stride: int | None = None, padding: int = 0, **kw):
+        check_args("MaxPool2d", locals(), {"kernel_size": POSITIVE_INT, "stride": _STRIDE,
+                                           "padding": NONNEGATIVE_INT})
         super().__init__(**kw)
         self.kernel_size, self.stride, self.padding = kernel_size, stride or kernel_size, padding
 

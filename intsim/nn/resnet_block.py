@@ -17,8 +17,12 @@ import numpy as np
 from intsim.nn.activation import Identity, ReLU
 from intsim.nn.container import Sequential
 from intsim.nn.conv import Conv2d
-from intsim.nn.module import Module, child_seed
+from intsim.core.checks import POSITIVE_INT, Rule
+from intsim.nn.module import Module, check_args, child_seed
 from intsim.nn.norm import BatchNorm2d
+
+
+SHORTCUTS = ("A", "B")
 
 
 class ShortcutA(Module):
@@ -26,6 +30,8 @@ class ShortcutA(Module):
     dx[:, :, ::s, ::s] = dy[:, :Cin], 0 elsewhere."""
 
     def __init__(self, in_channels: int, out_channels: int, stride: int, **kw):
+        check_args("ShortcutA", locals(), {"in_channels": POSITIVE_INT,
+                                           "out_channels": POSITIVE_INT, "stride": POSITIVE_INT})
         super().__init__(**kw)
         if out_channels < in_channels:
             raise ValueError("ShortcutA: out_channels must be >= in_channels")
@@ -56,6 +62,9 @@ class BasicBlock(Module):
 
     def __init__(self, in_channels: int, out_channels: int, stride: int = 1,
                  shortcut: str = "A", *, numerics=None, seed: int = 0, rng=None):
+        check_args("BasicBlock", locals(), {
+            "in_channels": POSITIVE_INT, "out_channels": POSITIVE_INT, "stride": POSITIVE_INT,
+            "shortcut": Rule("str", choices=SHORTCUTS)})
         super().__init__(numerics=numerics, seed=seed, rng=rng)
         kw = dict(numerics=numerics, rng=rng)
         self.conv1 = Conv2d(in_channels, out_channels, 3, stride, 1, bias=False,

@@ -1,20 +1,22 @@
-"""Class-incremental learners (cil.md): one module per method, common loop in base.py.
+"""Class-incremental learners (README, "Methods and their losses"): one module per method,
+common loop in base.py.
 
     learner = make_learner("icarl", scenario, backbone_fn, preset("hdqt"), TrainSettings(...))
     for t in range(scenario.n_tasks):
         learner.learn_task(t)
         preds = learner.evaluate(t)        # {"cnn": ..., "nme": ...}
 
-The command-line runner (intsim/cil.py) adds checkpoints, traces, metrics and plots.
+The runner (intsim/experiments/cil_run.py) adds checkpoints, traces, metrics and plots.
 """
-from .base import Callbacks, Learner, TrainSettings, augment_crop_flip
-from .bic import BiasLayer, BiC, BiCNet
-from .der import DER, ExpandableNet
-from .finetune import Finetune
-from .icarl import ICaRL
-from .lwf import LwF
-from .memo import MEMO, split_backbone
-from .replay import Replay
+from intsim.models.learners.base import (Callbacks, Learner, Option, OptionError, TrainSettings,
+                                         augment_crop_flip)
+from intsim.models.learners.bic import BiasLayer, BiC, BiCNet
+from intsim.models.learners.der import DER, ExpandableNet
+from intsim.models.learners.finetune import Finetune
+from intsim.models.learners.icarl import ICaRL
+from intsim.models.learners.lwf import LwF
+from intsim.models.learners.memo import MEMO, split_backbone
+from intsim.models.learners.replay import Replay
 
 LEARNERS = {cls.name: cls for cls in (Finetune, Replay, ICaRL, LwF, BiC, DER, MEMO)}
 METHOD_NAMES = tuple(LEARNERS)
@@ -27,6 +29,6 @@ def make_learner(method: str, scenario, backbone_fn, numerics, train=None, **opt
     return LEARNERS[method](scenario, backbone_fn, numerics, train, **options)
 
 
-__all__ = ["Learner", "TrainSettings", "Callbacks", "augment_crop_flip", "LEARNERS",
+__all__ = ["Learner", "Option", "OptionError", "TrainSettings", "Callbacks", "augment_crop_flip", "LEARNERS",
            "METHOD_NAMES", "make_learner", "Finetune", "Replay", "ICaRL", "LwF", "BiC", "BiCNet",
            "BiasLayer", "DER", "MEMO", "ExpandableNet", "split_backbone"]

@@ -13,15 +13,25 @@ class seen so far and whose ``features(x)`` returns the feature vector), an exem
     after_training(t)    method-specific (BiC stage 2, DER/MEMO weight alignment)
     update_memory(t)     herding on the current model's features (float)
     evaluate(t)          predictions on the test data of all classes seen so far:
-                         "cnn" = argmax of the logits; "nme" = nearest mean of exemplars
-                         (methods with has_nme)
+                         "cnn" = the top logit (ties: tie_rule); "nme" = nearest mean of
+                         exemplars (methods with has_nme)
+
+Evaluation batching (TrainSettings). With dynamic activation scales a quantized network's
+output for one sample depends on the other samples of its batch, so how the test data is cut
+into batches is part of the result: `eval_batch_size` (default: the training batch size),
+`eval_order` ("dataset" order or "class_sorted", the published code's unshuffled per-class
+loader), `eval_scale` ("dynamic", or "calibrated": a fixed activation scale per layer from the
+training data, models/calibration.py). Features for herding and class means are computed in
+batches of `feature_batch_size`, over the task's data ("task") or one class at a time
+("per_class", the published code).
 
 A method subclass writes only its loss (``step_loss``) and, where needed, ``build_model``,
 ``expand``, ``training_set`` and ``after_training``.
 
 Numerics: the learner never looks at the numerics. The model (and the teacher, a copy that shares
-the numerics object) run every weight matmul through ``intsim.qlinear`` when the preset is not
-fp32. Losses, the optimizer, BatchNorm, BiC's bias layer, herding and NME stay float (hdqt.md).
+the numerics object) run every weight matmul through ``intsim.core.linear_op`` when the preset is not
+fp32. Losses, the optimizer, BatchNorm, BiC's bias layer, herding and NME stay float
+(docs/method.md).
 
 Randomness, all re-derivable from (master seed, task index) so that a run resumed from the
 checkpoint after task t continues exactly like an uninterrupted one:
@@ -36,20 +46,26 @@ checkpoint after task t continues exactly like an uninterrupted one:
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Callable, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 
-from intsim.nn import Module
-from intsim.optim import SGD, ConstantLR, MultiStepLR
-from intsim.rng import SRStream
+from intsim.core.checks import Rule, check
+from intsim.core.rng import SRStream
+from intsim.models.calibration import calibrated
 from intsim.models.exemplars import ExemplarMemory, class_means, nme_predict
+from intsim.models.networks import IncrementalNet
+from intsim.models.ties import predict
+from intsim.nn import Module
+from intsim.nn.optim import SGD, ConstantLR, MultiStepLR
+from intsim.nn.training import Diverged, TrainHooks, epoch_batches, run_epoch
 
 
 @dataclass
 class TrainSettings:
-    """Optimisation settings shared by every method (paper defaults: hdqt.md settings table)."""
+    """Optimisation settings shared by every method (paper defaults: docs/method.md)."""
     epochs: int = 100
     lr: float = 0.01
     batch_size: int = 128
@@ -57,9 +73,35 @@ class TrainSettings:
     weight_decay: float = 2e-4
     milestones: Sequence[int] = field(default_factory=tuple)   # () = constant lr
     lr_gamma: float = 0.1
-    eval_batch_size: int = 1024
     augment: bool = False          # CIFAR: random crop 32 (padding 4) + horizontal flip
     exemplar_selection: str = "herding"
+    eval_batch_size: Optional[int] = None      # None: batch_size
+    eval_order: str = "dataset"                # "dataset" | "class_sorted"
+    eval_scale: str = "dynamic"                # "dynamic" | "calibrated"
+    feature_batching: str = "task"             # "task" | "per_class"
+    feature_batch_size: Optional[int] = None   # None: the evaluation batch size
+    keep_single_batch: bool = False            # keep a trailing training batch of one sample
+    tie_rule: str = "first"                    # "first" | "topk" (models/ties.py)
+    head: str = "bias_normal"                  # "bias_normal" | "nobias_uniform"
+
+    @property
+    def eval_batch(self) -> int:
+        return self.eval_batch_size or self.batch_size
+
+    @property
+    def feature_batch(self) -> int:
+        return self.feature_batch_size or self.eval_batch
+
+
+@dataclass(frozen=True)
+class Option:
+    """One method option (config [method_params]): its default and the rule that checks it."""
+    default: Any
+    rule: Rule
+
+
+class OptionError(ValueError):
+    """A method option of the wrong type or outside its meaning (names the option)."""
 
 
 class Callbacks:
@@ -79,6 +121,29 @@ class Callbacks:
 
 
 BackboneFactory = Callable[[int], Module]   # seed -> backbone (has .feature_dim)
+
+
+class _StepHooks(TrainHooks):
+    """The training loop's step hooks, forwarded to a learner's Callbacks."""
+
+    def __init__(self, learner: "Learner", callbacks: Callbacks):
+        self.learner, self.callbacks = learner, callbacks
+
+    def step_start(self, step: int) -> None:
+        self.callbacks.step_start(self.learner, step)
+
+    def step_end(self, step: int, loss: float) -> None:
+        self.callbacks.step_end(self.learner, step, loss)
+
+
+@contextmanager
+def diverged_at(task: int, stage: str, epoch: int):
+    """Fill in where a Diverged raised inside the block happened."""
+    try:
+        yield
+    except Diverged as e:
+        e.task, e.stage, e.epoch = task, stage, epoch
+        raise
 
 
 def augment_crop_flip(x: np.ndarray, rng: np.random.Generator, pad: int = 4) -> np.ndarray:
@@ -103,16 +168,23 @@ class Learner:
     uses_memory = True        # exemplars are replayed and updated after every task
     has_nme = False           # evaluate() also returns NME predictions
     uses_teacher = False      # begin_task(t > 0) keeps a frozen copy of the previous model
-    OPTIONS: dict = {}        # method options and their defaults (config [method_params])
+    OPTIONS: dict[str, Option] = {}    # method options (config [method_params])
 
     def __init__(self, scenario, backbone_fn: BackboneFactory, numerics,
                  train: Optional[TrainSettings] = None, **options):
         unknown = sorted(set(options) - set(self.OPTIONS))
         if unknown:
-            raise ValueError(f"{self.name}: unknown method option(s) {unknown}; "
-                             f"accepted: {sorted(self.OPTIONS) or 'none'}")
-        self.options = {**self.OPTIONS, **options}
+            raise OptionError(f"{self.name}: unknown method option(s) {unknown}; "
+                              f"accepted: {sorted(self.OPTIONS) or 'none'}")
+        self.options = {k: o.default for k, o in self.OPTIONS.items()}
+        self.options.update({k: check(f"{self.name} option {k!r}", v, self.OPTIONS[k].rule,
+                                      OptionError) for k, v in options.items()})
         self.scenario = scenario
+        if self.has_nme and scenario.memory_per_class(scenario.n_classes) < 1:
+            raise ValueError(
+                f"memory: {self.name} classifies by the nearest mean of exemplars, which needs "
+                f"at least one exemplar per class; memory {scenario.memory_size} "
+                f"({scenario.memory_mode}) leaves none with {scenario.n_classes} classes")
         self.backbone_fn = backbone_fn
         self.numerics = numerics
         self.train_settings = train or TrainSettings()
@@ -140,8 +212,8 @@ class Learner:
     # ------------------------------------------------------------------ method hooks
     def build_model(self) -> Module:
         """The model before task 0 (default: backbone + empty growable head)."""
-        from intsim.models.networks import IncrementalNet
-        return IncrementalNet(self.backbone_fn(self.init_seed), 0, numerics=self.numerics,
+        return IncrementalNet(self.backbone_fn(self.init_seed), 0,
+                              head=self.train_settings.head, numerics=self.numerics,
                               seed=self.init_seed)
 
     def expand(self, t: int) -> None:
@@ -204,34 +276,29 @@ class Learner:
 
     def batches(self, n: int, rng: np.random.Generator):
         """Index arrays of one shuffled epoch; a trailing batch of one sample is dropped
-        (BatchNorm needs two)."""
-        perm = rng.permutation(n)
-        B = self.train_settings.batch_size
-        for s in range(0, n, B):
-            idx = perm[s:s + B]
-            if len(idx) >= 2:
-                yield idx
+        (BatchNorm needs two) unless keep_single_batch."""
+        return epoch_batches(n, self.train_settings.batch_size, rng, min_size=self.min_batch)
+
+    @property
+    def min_batch(self) -> int:
+        """The smallest training mini-batch kept: 2 (BatchNorm needs two), 1 with
+        keep_single_batch."""
+        return 1 if self.train_settings.keep_single_batch else 2
 
     def fit(self, t: int, X: np.ndarray, y: np.ndarray, cb: Callbacks) -> None:
         s = self.train_settings
         opt, sched = self.make_optimizer(self.model)
         shuffle = np.random.default_rng(self.scenario.seed_for(f"shuffle/task{t}"))
         augment = np.random.default_rng(self.scenario.seed_for(f"augment/task{t}"))
+        transform = (lambda xb: augment_crop_flip(xb, augment)) if s.augment else None
+        hooks = _StepHooks(self, cb)
         cb.stage(self, t, "train", s.epochs)
         for epoch in range(s.epochs):
             self.set_train_mode()
-            losses = []
-            for idx in self.batches(len(y), shuffle):
-                xb = X[idx]
-                if s.augment:
-                    xb = augment_crop_flip(xb, augment)
-                cb.step_start(self, self.step)
-                opt.zero_grad()
-                loss = self.step_loss(xb, y[idx])
-                opt.step()
-                cb.step_end(self, self.step, loss)
-                self.step += 1
-                losses.append(loss)
+            with diverged_at(t, "train", epoch):
+                losses, self.step = run_epoch(self.step_loss, X, y,
+                                              self.batches(len(y), shuffle), opt, self.step,
+                                              hooks, transform)
             sched.step()
             self.model.clear_cache()
             if self.teacher is not None:
@@ -239,8 +306,8 @@ class Learner:
             cb.epoch_end(self, t, epoch, float(np.mean(losses)) if losses else float("nan"))
 
     # ------------------------------------------------------------------ inference
-    def _batched(self, fn, X: np.ndarray) -> np.ndarray:
-        B = self.train_settings.eval_batch_size
+    def _batched(self, fn, X: np.ndarray, batch: Optional[int] = None) -> np.ndarray:
+        B = batch or self.train_settings.eval_batch
         outs = [fn(X[s:s + B]) for s in range(0, len(X), B)]
         return np.concatenate(outs) if outs else np.zeros((0, 0), np.float32)
 
@@ -251,12 +318,27 @@ class Learner:
         self.model.clear_cache()
         return out
 
-    def features(self, X: np.ndarray) -> np.ndarray:
+    def features(self, X: np.ndarray, batch: Optional[int] = None) -> np.ndarray:
         """Feature vectors (eval mode) as float64, for herding and NME."""
         self.model.eval()
-        out = self._batched(self.model.features, X).astype(np.float64)
+        out = self._batched(self.model.features, X, batch).astype(np.float64)
         self.model.clear_cache()
         return out
+
+    def train_features(self, X: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """Features of training samples (herding, class means) in batches of feature_batch,
+        over all of X ("task") or one class at a time ("per_class"); rows in X's order."""
+        s = self.train_settings
+        if s.feature_batching == "task":
+            return self.features(X, s.feature_batch)
+        out = None
+        for c in np.unique(y):
+            rows = np.flatnonzero(y == c)
+            f = self.features(X[rows], s.feature_batch)
+            if out is None:
+                out = np.zeros((len(X), f.shape[1]), f.dtype)
+            out[rows] = f
+        return out if out is not None else self.features(X, s.feature_batch)
 
     def update_memory(self, t: int) -> None:
         """Reduce old classes to the new per-class budget (herding prefix) and herd the new
@@ -265,22 +347,43 @@ class Learner:
         m = self.scenario.memory_per_class(self.scenario.n_seen(t))
         sel = self.train_settings.exemplar_selection
         seed = self.scenario.seed_for("exemplar") if sel == "random" else None
-        self.memory.update(X, y, self.features(X), m, method=sel, seed=seed)
+        self.memory.update(X, y, self.train_features(X, y), m, method=sel, seed=seed)
 
     def nme_means(self) -> np.ndarray:
         Xm, ym = self.memory.data()
-        return class_means(self.features(Xm), ym, classes=np.arange(self.seen))
+        return class_means(self.train_features(Xm, ym), ym, classes=np.arange(self.seen))
+
+    def calibration_data(self, t: int) -> np.ndarray:
+        """Training inputs a fixed activation scale is calibrated on: task t's data and the
+        exemplar memory."""
+        X, _ = self.scenario.train_task(t)
+        if len(self.memory):
+            X = np.concatenate([X, self.memory.data()[0]])
+        return X
 
     def evaluate(self, t: int) -> dict[str, np.ndarray]:
-        """Predicted labels on scenario.test_upto(t): {"cnn": ..., "nme": ... (has_nme)}."""
-        X, _ = self.scenario.test_upto(t)
-        preds = {"cnn": np.argmax(self.logits(X), axis=1).astype(np.int64)}
-        if self.has_nme:
-            if len(self.memory):
-                preds["nme"] = nme_predict(self.features(X), self.nme_means()).astype(np.int64)
-            else:
-                preds["nme"] = np.full(len(X), -1, np.int64)
-        return preds
+        """Predicted labels on scenario.test_upto(t): {"cnn": ..., "nme": ... (has_nme)}, in
+        the order of test_upto; computed in the evaluation batching of the module docstring."""
+        s = self.train_settings
+        X, y = self.scenario.test_upto(t)
+        order = (np.argsort(y, kind="stable") if s.eval_order == "class_sorted"
+                 else np.arange(len(y)))
+        Xo = X[order]
+        with calibrated(self.model, self.calibration_data(t) if s.eval_scale == "calibrated"
+                        else None, s.eval_batch):
+            preds = {"cnn": predict(self.logits(Xo), s.tie_rule)}
+            if self.has_nme:
+                if len(self.memory):
+                    preds["nme"] = nme_predict(self.features(Xo), self.nme_means()).astype(
+                        np.int64)
+                else:
+                    preds["nme"] = np.full(len(X), -1, np.int64)
+        out = {}
+        for k, p in preds.items():
+            back = np.empty_like(p)
+            back[order] = p
+            out[k] = back
+        return out
 
     # ------------------------------------------------------------------ checkpoints
     def state_dict(self) -> dict[str, np.ndarray]:

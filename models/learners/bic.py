@@ -22,10 +22,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from intsim.losses import cross_entropy, kd_loss, softmax
+from intsim.nn.losses import cross_entropy, kd_loss, softmax
 from intsim.nn import Module
+from intsim.nn.training import run_epoch
 
-from .base import Callbacks, Learner
+from intsim.core.checks import FRACTION, POSITIVE, Rule
+from intsim.models.learners.base import Callbacks, Learner, Option, diverged_at
 
 
 class BiasLayer(Module):
@@ -99,13 +101,11 @@ class BiC(Learner):
     name = "bic"
     uses_memory = True
     uses_teacher = True
-    OPTIONS = {"T": 2.0, "val_fraction": 0.1, "stage2_loss": "ce"}
+    OPTIONS = {"T": Option(2.0, POSITIVE), "val_fraction": Option(0.1, FRACTION),
+               "stage2_loss": Option("ce", Rule("str", choices=("ce", "softmax_ce")))}
 
     def __init__(self, *args, **kw):
         super().__init__(*args, **kw)
-        if self.options["stage2_loss"] not in ("ce", "softmax_ce"):
-            raise ValueError(f"bic: stage2_loss must be 'ce' or 'softmax_ce', got "
-                             f"{self.options['stage2_loss']!r}")
         self.val = None
 
     def build_model(self):
@@ -157,20 +157,20 @@ class BiC(Learner):
         opt, sched = self.make_optimizer(newest)
         rng = np.random.default_rng(self.scenario.seed_for(f"bic_stage2/task{t}"))
         cb.stage(self, t, "bias_correction", s.epochs)
-        for epoch in range(s.epochs):
-            losses = []
-            for idx in self.batches(len(yv), rng):
-                opt.zero_grad()
-                z = newest.forward(z_in[idx])
-                if self.options["stage2_loss"] == "softmax_ce":
-                    p = softmax(z)
-                    loss, g_p = cross_entropy(p, yv[idx])
-                    g = p * (g_p - np.sum(g_p * p, axis=1, keepdims=True))
-                else:
-                    loss, g = cross_entropy(z, yv[idx])
-                newest.backward(g)
-                opt.step()
-                losses.append(loss)
+
+        def step_fn(z_batch, y_batch):
+            z = newest.forward(z_batch)
+            if self.options["stage2_loss"] == "softmax_ce":
+                p = softmax(z)
+                loss, g_p = cross_entropy(p, y_batch)
+                g = p * (g_p - np.sum(g_p * p, axis=1, keepdims=True))
+            else:
+                loss, g = cross_entropy(z, y_batch)
+            newest.backward(g)
+            return loss
+        for epoch in range(s.epochs):          # not traced, no global steps: no step hooks
+            with diverged_at(t, "bias_correction", epoch):
+                losses, _ = run_epoch(step_fn, z_in, yv, self.batches(len(yv), rng), opt)
             sched.step()
             cb.epoch_end(self, t, epoch, float(np.mean(losses)) if losses else float("nan"))
         newest.freeze()

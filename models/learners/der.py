@@ -20,11 +20,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from intsim.losses import cross_entropy
+from intsim.nn.losses import cross_entropy
 from intsim.nn import Module, child_seed
 from intsim.models.networks import IncrementalHead
 
-from .base import Callbacks, Learner
+from intsim.core.checks import NONNEGATIVE, Rule
+from intsim.models.learners.base import Callbacks, Learner, Option
 
 
 class ExpandableNet(Module):
@@ -87,7 +88,8 @@ class ExpandableNet(Module):
 class DER(Learner):
     name = "der"
     uses_memory = True
-    OPTIONS = {"aux_weight": 1.0, "weight_align": True}
+    OPTIONS = {"aux_weight": Option(1.0, NONNEGATIVE),
+               "weight_align": Option(True, Rule("bool"))}
 
     def build_model(self):
         return ExpandableNet(None, self.backbone_fn(self.init_seed), numerics=self.numerics,
@@ -100,15 +102,18 @@ class DER(Learner):
                 e.freeze()
             net.add_extractor(net.extractors()[-1].copy().unfreeze())
         n_seen = self.scenario.n_seen(t)
-        head = IncrementalHead(net.feature_dim, n_seen, numerics=self.numerics,
+        kind = self.train_settings.head
+        head = IncrementalHead(net.feature_dim, n_seen, kind=kind, numerics=self.numerics,
                                seed=child_seed(self.init_seed, 2, t))
         if net.head is not None:
-            old_W, old_b = net.head.params["weight"], net.head.params["bias"]
+            old_W = net.head.params["weight"]
             head.params["weight"][:old_W.shape[0], :old_W.shape[1]] = old_W
-            head.params["bias"][:old_b.shape[0]] = old_b
+            if "bias" in head.params:
+                old_b = net.head.params["bias"]
+                head.params["bias"][:old_b.shape[0]] = old_b
         net.head = head
         net.aux_head = (IncrementalHead(net.ext_dim, self.scenario.task_sizes[t] + 1,
-                                        numerics=self.numerics,
+                                        kind=kind, numerics=self.numerics,
                                         seed=child_seed(self.init_seed, 3, t))
                         if t > 0 else None)
 

@@ -4,9 +4,9 @@
 """
 from __future__ import annotations
 
-from intsim.losses import cross_entropy
+from intsim.nn.losses import cross_entropy
 
-from .base import Learner
+from intsim.models.learners.base import Learner
 
 
 class Finetune(Learner):

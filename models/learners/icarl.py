@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from intsim.losses import bce_with_logits, cross_entropy, kd_loss
+from intsim.nn.losses import bce_with_logits, cross_entropy, kd_loss
 
-from .base import Learner
+from intsim.core.checks import POSITIVE, Rule
+from intsim.models.learners.base import Learner, Option
 
 
 class ICaRL(Learner):
@@ -26,12 +27,8 @@ class ICaRL(Learner):
     uses_memory = True
     has_nme = True
     uses_teacher = True
-    OPTIONS = {"loss": "ce_kd", "T": 2.0}
-
-    def __init__(self, *args, **kw):
-        super().__init__(*args, **kw)
-        if self.options["loss"] not in ("ce_kd", "bce"):
-            raise ValueError(f"icarl: loss must be 'ce_kd' or 'bce', got {self.options['loss']!r}")
+    OPTIONS = {"loss": Option("ce_kd", Rule("str", choices=("ce_kd", "bce"))),
+               "T": Option(2.0, POSITIVE)}
 
     def step_loss(self, x, y):
         logits = self.model.forward(x)

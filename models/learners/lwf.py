@@ -9,16 +9,17 @@ from __future__ import annotations
 
 import numpy as np
 
-from intsim.losses import cross_entropy, kd_loss
+from intsim.nn.losses import cross_entropy, kd_loss
 
-from .base import Learner
+from intsim.core.checks import NONNEGATIVE, POSITIVE
+from intsim.models.learners.base import Learner, Option
 
 
 class LwF(Learner):
     name = "lwf"
     uses_memory = False
     uses_teacher = True
-    OPTIONS = {"T": 2.0, "lambda": 3.0}
+    OPTIONS = {"T": Option(2.0, POSITIVE), "lambda": Option(3.0, NONNEGATIVE)}
 
     def step_loss(self, x, y):
         logits = self.model.forward(x)

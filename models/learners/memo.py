@@ -14,7 +14,9 @@ from __future__ import annotations
 
 from intsim.nn import Module, Sequential
 
-from .der import DER, ExpandableNet
+from intsim.core.checks import Rule
+from intsim.models.learners.base import Option
+from intsim.models.learners.der import DER, ExpandableNet
 
 # the last child of the shared part, by backbone class
 DEFAULT_CUT = {"FCNet": "relu1", "CifarResNet": "stage2", "SmallCNN": "pool1"}
@@ -39,7 +41,8 @@ def split_backbone(backbone: Module, cut: str, numerics=None) -> tuple[Sequentia
 
 class MEMO(DER):
     name = "memo"
-    OPTIONS = {"aux_weight": 1.0, "weight_align": True, "train_base": True, "cut": None}
+    OPTIONS = {**DER.OPTIONS, "train_base": Option(True, Rule("bool")),
+               "cut": Option(None, Rule("str", optional=True))}
 
     def build_model(self):
         backbone = self.backbone_fn(self.init_seed)

@@ -4,7 +4,7 @@
 """
 from __future__ import annotations
 
-from .finetune import Finetune
+from intsim.models.learners.finetune import Finetune
 
 
 class Replay(Finetune):

@@ -188,13 +188,15 @@ def test_int_matmul_uses_fast_path_and_keeps_traced_counts(acc, monkeypatch):
     got = int_matmul(a, b, acc)
     assert taken
     assert np.array_equal(got, oracle(a.reshape(-1, 70), b, acc).reshape(2, 37, 45))
+    declared = int_matmul(a, b, acc, a_range=(0, 15), b_range=(-7, 7))   # extremes not scanned
+    assert len(taken) == 2 and np.array_equal(declared, got)
 
     class Capture:
         def record_matmul(self, label, acc, stats, shape):
             self.stats = stats
     cap = Capture()
     traced = int_matmul(a, b, acc, trace=cap)
-    assert len(taken) == 1 and np.array_equal(traced, got)
+    assert len(taken) == 2 and np.array_equal(traced, got)
     ref = int_matmul_reference(a.reshape(-1, 70), b, acc.mode, acc.bits, acc.tile,
                                acc.symmetric, acc.tile_sum_bits)
     assert cap.stats.events.tolist() == ref[1] and cap.stats.ts_events.tolist() == ref[3]

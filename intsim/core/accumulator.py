@@ -11,6 +11,7 @@ saturating otherwise (same symmetric rule).
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Optional, Union
 
@@ -195,7 +196,7 @@ def _matmul_2d(a: np.ndarray, b: np.ndarray, acc: Accumulator, count: bool,
                a_ext: Optional[tuple[int, int]] = None, b_ext: Optional[tuple[int, int]] = None):
     """(out (..., M, N), MatmulStats or None, (rows, K, N)) of a (..., M, K) · b (K, N)."""
     lead, (M, Kd), N = a.shape[:-2], a.shape[-2:], b.shape[1]
-    rows = int(np.prod(lead, dtype=np.int64)) * M
+    rows = math.prod(lead) * M           # (np.prod of a shape tuple costs ~9 us a call)
     a2 = a.reshape(rows, Kd)
     if not count:                         # the fast kernels (kernels/matmul_int8.py), if exact here
         out = fast_matmul(a2, b, acc, a_ext, b_ext)

@@ -288,3 +288,13 @@ def test_blocks_cover_the_columns_once():
             assert cols == list(range(n_vec))
             assert all(nv in (1, 2, 4) for _, nv in blocks)
 
+
+
+def test_busy_machine_verdict():
+    """Helpers only while neither the runnable count nor the 1-minute load says the CPUs are taken."""
+    from intsim.kernels.workers import busy_from_loadavg
+    assert not busy_from_loadavg(b"0.31 0.40 0.52 1/300 99", 2, 2)
+    assert not busy_from_loadavg(b"2.10 1.90 1.20 1/300 99", 2, 2)     # this process's own load
+    assert busy_from_loadavg(b"0.31 0.40 0.52 3/300 99", 2, 2)         # another task runnable now
+    assert busy_from_loadavg(b"8.90 9.50 9.50 1/300 99", 2, 2)         # sustained load
+    assert not busy_from_loadavg(b"3.00 3.00 3.00 2/300 99", 2, 4)         # 4 CPUs: room for 2

@@ -15,11 +15,12 @@ thread.
 Even so, helpers that do start can make a call slower on an oversubscribed machine (two
 threads time-sharing one core, a helper preempted in its last unit: measured here 2-5x slower
 than one thread at load average 3-4 on 2 cores). `run_adaptive` therefore runs one thread
-while other processes are running (Linux: the runnable count of /proc/loadavg, read at most
-every 50 ms), and otherwise times each call: per call shape it keeps the last wall times with
-and without helpers and uses helpers only while they are faster, trying the other choice now
-and then (after 4 calls, then after twice as many each time the choice is confirmed, at most
-64).
+while other processes are running (Linux /proc/loadavg, read at most every 50 ms: the
+runnable count now, or a 1-minute load average above the CPU count plus one half, since
+the momentary count misses processes that are only briefly between time slices), and
+otherwise times each call: per call shape it keeps the last wall times with and without
+helpers and uses helpers only while they are faster, trying the other choice now and then
+(after 4 calls, then after twice as many each time the choice is confirmed, at most 64).
 
 Each unit is computed by exactly the same code whichever thread claims it, so results do not
 depend on the thread count or on timing.
@@ -196,15 +197,24 @@ except (AttributeError, OSError):
 _busy = [0.0, False]                              # time of the last look, busy then
 
 
+def busy_from_loadavg(text: bytes, threads: int, cpus: int) -> bool:
+    """The verdict of machine_busy from the contents of /proc/loadavg ("0.52 0.61 0.70 3/412
+    1234"): other runnable tasks leave fewer than `threads` of `cpus` CPUs now (the runnable
+    count minus this thread), or the 1-minute load average exceeds cpus + 0.5 (a load this
+    process alone, with `threads` threads, does not reach)."""
+    fields = text.split()
+    running = int(fields[3].split(b"/")[0])
+    return running - 1 > cpus - threads or float(fields[0]) > cpus + 0.5
+
+
 def machine_busy(threads):
-    """True if other runnable tasks leave fewer than `threads` CPUs (Linux /proc/loadavg;
-    False where it cannot be read)."""
+    """True if other tasks leave fewer than `threads` CPUs (busy_from_loadavg; False where
+    /proc/loadavg cannot be read)."""
     now = time.monotonic()
     if now - _busy[0] > 0.05:
         try:
             with open("/proc/loadavg", "rb") as f:
-                running = int(f.read().split()[3].split(b"/")[0])
-            _busy[1] = running - 1 > _CPUS - threads     # minus this thread
+                _busy[1] = busy_from_loadavg(f.read(), threads, _CPUS)
         except (OSError, ValueError, IndexError):
             _busy[1] = False
         _busy[0] = now

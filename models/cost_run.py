@@ -190,6 +190,18 @@ def counts_doc(ledger: Ledger) -> list[dict]:
     return out
 
 
+#: the headline figures of cost.json that metrics.json repeats under "cost"
+HEADLINE = ("energy_pj_step", "energy_pj_epoch", "energy_pj_run", "energy_rel_fp32",
+            "energy_compute_rel_fp32", "steps", "complete")
+
+
+def cost_headline(doc: dict) -> dict:
+    """metrics.json's "cost" entry: HEADLINE of the cost.json document `doc`, the energy
+    table's name and where the details are."""
+    return {**{k: doc[k] for k in HEADLINE}, "energy_table": doc["energy_table"]["name"],
+            "details": "cost.json"}
+
+
 def run_cost_doc(tasks: dict, table: EnergyTable, numerics_name: str,
                  complete: bool = True) -> dict:
     """The cost.json document of a run from its TaskCosts (module docstring)."""

@@ -13,7 +13,9 @@ Output folder (file formats: intsim.formats.run_folder):
   config.json        the fully resolved settings, scenario (class order, subject split), every
                      derived seed, SR stream layout, numerics spec, package versions
   metrics.json       aia, last, forgetting, bwt, acc_matrix, … of the CNN classifier, and the
-                     same with the prefix nme_ for methods with nearest-mean-of-exemplars
+                     same with the prefix nme_ for methods with nearest-mean-of-exemplars;
+                     "cost": the headline of cost.json (pJ per step, per epoch, per run,
+                     relative to fp32)
   trace.h5           per-layer saturation/rounding records of the student's quantized matmuls,
                      every trace_every-th optimizer step, appended after every epoch
   trace_summary.json totals of trace.h5 (saturation event rate, saturated outputs)
@@ -73,7 +75,7 @@ from intsim.formats.run_folder import (CHECKPOINT_FORMAT, CheckpointError, appen
                                        read_checkpoint, read_json, remove_space_probe,
                                        repair_trace, trace_rows,
                                        write_checkpoint, write_json)
-from intsim.models.cost_run import RunCostRecorder, run_cost_doc, tasks_from_doc
+from intsim.models.cost_run import RunCostRecorder, cost_headline, run_cost_doc, tasks_from_doc
 from intsim.models.learners import Callbacks
 from intsim.nn.training import Diverged
 
@@ -327,10 +329,11 @@ class CILRun:
                     self._train(progress)
                 except Diverged as e:
                     metrics = {"status": "diverged", "diverged": e.where(),
-                               **self._metrics_so_far()}
+                               **self._metrics_so_far(), **self._cost_entry()}
                     self._write_results(metrics)
                     raise RunDiverged(self.out, e, metrics) from None
-                metrics = compute_metrics(self.record, self.scenario)
+                metrics = {**compute_metrics(self.record, self.scenario),
+                           **self._cost_entry()}
                 self._write_results(metrics)
             finally:
                 remove_space_probe(self.out)
@@ -395,6 +398,11 @@ class CILRun:
         complete = complete and done == list(range(self.scenario.n_tasks))
         write_json(self.out / "cost.json",
                    run_cost_doc(rec.tasks, load_energy_table(), self.numerics.name, complete))
+
+    def _cost_entry(self) -> dict:
+        """{"cost": the headline of cost.json} for metrics.json ({} before any task ended)."""
+        doc = read_json(self.out / "cost.json")
+        return {"cost": cost_headline(doc)} if isinstance(doc, dict) else {}
 
 
 def check_run_folder(out: Path, resume: bool, overwrite: bool) -> None:

@@ -169,7 +169,13 @@ class History(list):
         return pd.DataFrame(list(self))
 
 
-def predict_logits(model: Module, X: np.ndarray, batch_size: int = 1024) -> np.ndarray:
+#: fit()'s training batch and, so that a quantized model is scored on batches like those it
+#: was trained on, evaluate()'s default evaluation batch (dynamic activation scales make
+#: quantized outputs depend on the batch; intsim cil's eval_batch_size defaults the same way)
+DEFAULT_BATCH = 128
+
+
+def predict_logits(model: Module, X: np.ndarray, batch_size: int = DEFAULT_BATCH) -> np.ndarray:
     """model.forward over X in eval mode, batch_size rows at a time (the mode is restored)."""
     was = model.training
     model.eval()
@@ -181,12 +187,13 @@ def predict_logits(model: Module, X: np.ndarray, batch_size: int = 1024) -> np.n
     return np.concatenate(outs) if outs else np.zeros((0, 0), np.float32)
 
 
-def evaluate(model: Module, X: np.ndarray, y: np.ndarray, batch_size: int = 1024,
+def evaluate(model: Module, X: np.ndarray, y: np.ndarray, batch_size: int = DEFAULT_BATCH,
              loss_fn: LossFn = cross_entropy) -> dict:
     """{"accuracy": % of argmax(logits) == y, "loss": mean loss} in eval mode.
 
     With dynamic per-tensor activation scales a quantized model's outputs depend on how X is
-    batched: pass the batch size the deployment uses."""
+    batched: the default is fit()'s training batch (DEFAULT_BATCH); pass the batch size the
+    deployment uses."""
     logits = predict_logits(model, X, batch_size)
     loss, _ = loss_fn(logits, y)
     return {"accuracy": 100.0 * float(np.mean(np.argmax(logits, axis=1) == y)) if len(y)
@@ -212,7 +219,7 @@ class _FitHooks(TrainHooks):
 
 
 def fit(model: Module, X: np.ndarray, y: np.ndarray, *, epochs: int = 10,
-        batch_size: int = 128, lr: float = 0.01, momentum: float = 0.9,
+        batch_size: int = DEFAULT_BATCH, lr: float = 0.01, momentum: float = 0.9,
         weight_decay: float = 0.0, seed: int = 0, loss_fn: LossFn = cross_entropy,
         optimizer: Optional[SGD] = None, trace=None, trace_every: int = 1,
         validation: Optional[tuple] = None, eval_batch_size: Optional[int] = None,

@@ -60,6 +60,8 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from intsim.datasets.args import check_int
+from intsim.datasets.scenario_args import (MEMORY_MODES, ORDER_RULES, SPLITS, check_arrays,
+                                           check_choices, resolved_split)
 
 __all__ = [
     "derive_seed",
@@ -72,9 +74,6 @@ __all__ = [
     "STANDARD_SEED_NAMES",
 ]
 
-MEMORY_MODES = ("fixed_total", "per_class")
-SPLITS = ("auto", "official", "subjects", "samples")
-ORDER_RULES = ("seedsequence", "pycil")
 STANDARD_SEED_NAMES = ("init", "shuffle", "sr", "exemplar", "bic_val")  # always recorded
 
 Preprocess = Callable[[np.ndarray, np.ndarray], Tuple[np.ndarray, np.ndarray]]
@@ -254,59 +253,44 @@ class Scenario:
         increment = check_int("Scenario", "increment", increment)
         if n_test_subjects is not None:
             n_test_subjects = check_int("Scenario", "n_test_subjects", n_test_subjects)
-        X = np.asarray(X)
-        y = np.asarray(y)
-        if y.ndim != 1:
-            raise ValueError(f"y: expected a 1-D array of labels, got shape {y.shape}")
-        if X.ndim < 1 or X.shape[0] != y.shape[0]:
-            raise ValueError(f"X: expected shape (N, ...) with N = len(y) = {y.shape[0]}, "
-                             f"got {X.shape}")
-        if y.size == 0:
-            raise ValueError("y: the data set is empty")
-        N = y.shape[0]
-        if subject is not None:
-            subject = np.asarray(subject)
-            if subject.shape != (N,):
-                raise ValueError(f"subject: expected shape ({N},) or None, got {subject.shape}")
-        if is_test is not None:
-            is_test = np.asarray(is_test)
-            if is_test.shape != (N,) or is_test.dtype != np.bool_:
-                raise ValueError(f"is_test: expected a boolean array of shape ({N},) or None, "
-                                 f"got dtype {is_test.dtype}, shape {is_test.shape}")
-        if memory_mode not in MEMORY_MODES:
-            raise ValueError(f"memory_mode must be one of {MEMORY_MODES}, got {memory_mode!r}")
-        if isinstance(memory_size, bool) or int(memory_size) != memory_size or memory_size < 0:
-            raise ValueError(f"memory_size must be a non-negative int, got {memory_size!r}")
-        if order_rule not in ORDER_RULES:
-            raise ValueError(f"order_rule must be one of {ORDER_RULES}, got {order_rule!r}")
-        if split not in SPLITS:
-            raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
-        if split == "auto":
-            split = "official" if is_test is not None else (
-                "subjects" if subject is not None else "samples")
-        if split == "official" and is_test is None:
-            raise ValueError("split='official' needs is_test (is_test=None was given)")
-        if split == "subjects" and subject is None:
-            raise ValueError("split='subjects' needs subject ids (subject=None was given)")
-        if n_test_subjects is not None and test_fraction is not None:
-            raise ValueError("give either n_test_subjects or test_fraction, not both")
-        if split == "official" and (n_test_subjects is not None or test_fraction is not None):
-            raise ValueError("the official split (is_test) is used: n_test_subjects and "
-                             "test_fraction must be None (pass split='subjects' to split "
-                             "by subject instead)")
-        if n_test_subjects is not None and split != "subjects":
-            raise ValueError("n_test_subjects needs a subject split (subject ids, and "
-                             "split='subjects' when is_test is also given)")
-        if test_fraction is not None and not 0.0 < float(test_fraction) < 1.0:
-            raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction}")
+        X, y, subject, is_test = check_arrays(X, y, subject, is_test)
+        check_choices(memory_mode, memory_size, order_rule, split)
+        split = resolved_split(split, subject, is_test, n_test_subjects, test_fraction)
 
         self.name = str(name)
         self.master_seed = int(seed)
         self.seeds: Dict[str, int] = {}
         derive_seed(self.master_seed, "class_order")  # validates the seed early
 
-        # ---- class order and label remapping
         labels = np.unique(y)
+        C = labels.size
+        order = self._draw_class_order(labels, class_order, order_rule)
+        self.class_order: np.ndarray = order
+        pos_of_sorted = np.empty(C, dtype=np.int64)
+        pos_of_sorted[np.searchsorted(labels, order)] = np.arange(C)
+        y_mapped = pos_of_sorted[np.searchsorted(labels, y)]
+
+        self.init_cls = int(init_cls)
+        self.increment = int(increment)
+        self._sizes = task_sizes(C, self.init_cls, self.increment)
+        self._bounds = np.concatenate([[0], np.cumsum(self._sizes)]).astype(np.int64)
+
+        X_train, X_test = self._split_train_test(X, y_mapped, subject, is_test, split,
+                                                 n_test_subjects, test_fraction)
+        self.preprocessed = preprocess is not None
+        if preprocess is not None:
+            X_train, X_test = self._preprocessed(preprocess, X_train, X_test)
+        self._X_train, self._X_test = X_train, X_test
+
+        self.memory_size = int(memory_size)
+        self.memory_mode = memory_mode
+        for nm in STANDARD_SEED_NAMES:
+            self.seed_for(nm)
+
+    def _draw_class_order(self, labels: np.ndarray, class_order: Optional[Sequence[Any]],
+                          order_rule: str) -> np.ndarray:
+        """The class order (a permutation of `labels`) and self.order_rule: explicit, or
+        drawn from the seed by `order_rule` (class docstring)."""
         C = labels.size
         if class_order is not None:
             order = np.asarray(class_order)
@@ -324,17 +308,14 @@ class Scenario:
             perm = np.random.default_rng(self.seed_for("class_order")).permutation(C)
             order = labels[perm]
             self.order_rule = "seedsequence"
-        self.class_order: np.ndarray = order
-        pos_of_sorted = np.empty(C, dtype=np.int64)
-        pos_of_sorted[np.searchsorted(labels, order)] = np.arange(C)
-        y_mapped = pos_of_sorted[np.searchsorted(labels, y)]
+        return order
 
-        self.init_cls = int(init_cls)
-        self.increment = int(increment)
-        self._sizes = task_sizes(C, self.init_cls, self.increment)
-        self._bounds = np.concatenate([[0], np.cumsum(self._sizes)]).astype(np.int64)
-
-        # ---- train/test split
+    def _split_train_test(self, X: np.ndarray, y_mapped: np.ndarray, subject, is_test,
+                          split: str, n_test_subjects: Optional[int],
+                          test_fraction: Optional[float]) -> tuple[np.ndarray, np.ndarray]:
+        """Split by `split` (official / subjects / samples); keeps the labels and subjects of
+        both parts and returns (X_train, X_test). Every class needs training samples."""
+        C = self.class_order.size
         self.train_subjects: Optional[List[Any]] = None
         self.test_subjects: Optional[List[Any]] = None
         if split == "official":
@@ -348,34 +329,32 @@ class Scenario:
         self.test_fraction = test_fraction
         self.n_test_subjects = n_test_subjects
 
-        X_train, X_test = X[~test_mask], X[test_mask]
         self._y_train = y_mapped[~test_mask]
         self._y_test = y_mapped[test_mask]
         self._subject_train = None if subject is None else subject[~test_mask]
         self._subject_test = None if subject is None else subject[test_mask]
         missing = np.setdiff1d(np.arange(C), self._y_train)
         if missing.size:
-            raise ValueError(f"classes {order[missing].tolist()} (original labels) have no "
-                             f"training samples after the split; choose another split/seed")
-        self.classes_without_test = order[np.setdiff1d(np.arange(C), self._y_test)].tolist()
+            raise ValueError(f"classes {self.class_order[missing].tolist()} (original labels) "
+                             f"have no training samples after the split; choose another "
+                             f"split/seed")
+        self.classes_without_test = self.class_order[
+            np.setdiff1d(np.arange(C), self._y_test)].tolist()
+        return X[~test_mask], X[test_mask]
 
-        # ---- feature preprocessing (fit on training split only, by contract)
-        self.preprocessed = preprocess is not None
-        if preprocess is not None:
-            out = preprocess(X_train, X_test)
-            if not (isinstance(out, tuple) and len(out) == 2):
-                raise ValueError("preprocess must return a tuple (X_train, X_test)")
-            X_train, X_test = np.asarray(out[0]), np.asarray(out[1])
-            if X_train.shape[0] != self._y_train.size or X_test.shape[0] != self._y_test.size:
-                raise ValueError(f"preprocess must keep the number of rows: expected "
-                                 f"({self._y_train.size}, {self._y_test.size}), got "
-                                 f"({X_train.shape[0]}, {X_test.shape[0]})")
-        self._X_train, self._X_test = X_train, X_test
-
-        self.memory_size = int(memory_size)
-        self.memory_mode = memory_mode
-        for nm in STANDARD_SEED_NAMES:
-            self.seed_for(nm)
+    def _preprocessed(self, preprocess: Preprocess, X_train: np.ndarray,
+                      X_test: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """preprocess(X_train, X_test), checked to return two arrays with the same rows (it
+        must fit on X_train only, by contract)."""
+        out = preprocess(X_train, X_test)
+        if not (isinstance(out, tuple) and len(out) == 2):
+            raise ValueError("preprocess must return a tuple (X_train, X_test)")
+        X_train, X_test = np.asarray(out[0]), np.asarray(out[1])
+        if X_train.shape[0] != self._y_train.size or X_test.shape[0] != self._y_test.size:
+            raise ValueError(f"preprocess must keep the number of rows: expected "
+                             f"({self._y_train.size}, {self._y_test.size}), got "
+                             f"({X_train.shape[0]}, {X_test.shape[0]})")
+        return X_train, X_test
 
     @classmethod
     def from_dataset(cls, ds: Any, **kwargs: Any) -> "Scenario":

@@ -73,6 +73,87 @@ def _is_number(s: str) -> bool:
         return False
 
 
+def _read_mat(path: Path, dataset: str, n_columns: int | None, columns: str) -> tuple:
+    """(M float64, label column, person column, None, None) of a MATLAB table: its one 2-D
+    numeric variable, label and person as its last two columns."""
+    try:
+        from scipy.io import loadmat
+    except ImportError:
+        raise ImportError(f"reading {path} needs SciPy (pip install -e '.[data]' installs scikit-learn, "
+                          "which brings it), or convert the table to CSV") from None
+    try:
+        mat = loadmat(path)
+    except Exception as err:
+        raise malformed_error(dataset, path, f"not a readable MATLAB file ({err})") from None
+    cands = [v for k, v in mat.items() if not k.startswith("__") and isinstance(v, np.ndarray)
+             and v.ndim == 2 and v.dtype.kind in "fiu"]
+    if len(cands) != 1:
+        raise malformed_error(dataset, path, f"expected exactly one 2-D numeric variable, found {len(cands)}")
+    M = cands[0].astype(np.float64)
+    lab_col, per_col, feat_cols = M.shape[1] - 2, M.shape[1] - 1, None
+    if n_columns is not None and M.shape[1] != n_columns:
+        raise malformed_error(dataset, path, f"{M.shape[1]} columns, expected {n_columns}"
+                              + (f" ({columns})" if columns else ""))
+    if M.shape[0] == 0:
+        raise malformed_error(dataset, path, "no data rows")
+    return M, lab_col, per_col, feat_cols, None
+
+
+def _read_csv(path: Path, dataset: str, n_features: int | None, n_columns: int | None,
+              columns: str) -> tuple:
+    """(M float64, label column, person column, feature columns or None, names or None) of a
+    CSV table: with a header naming the label and person columns, or without one (label and
+    person last)."""
+    names: tuple[str, ...] | None = None
+    import io
+
+    import pandas as pd
+
+    text = decode_utf8(path.read_bytes(), path, lambda problem: malformed_error(dataset, path, problem))
+    first = text.lstrip("\r\n").split("\n", 1)[0]
+    if not first.strip():
+        raise malformed_error(dataset, path, "file is empty")
+    cells = [c.strip().strip('"') for c in first.strip().split(",")]
+    has_header = not all(_is_number(c) for c in cells if c)
+    try:
+        df = pd.read_csv(io.StringIO(text), header=0 if has_header else None)
+    except pd.errors.EmptyDataError:
+        raise malformed_error(dataset, path, "file is empty") from None
+    except (ValueError, pd.errors.ParserError) as err:
+        raise malformed_error(dataset, path, f"cannot parse as CSV ({err})") from None
+    if len(df) == 0:
+        raise malformed_error(dataset, path, "no data rows")
+    if has_header:
+        lower = [str(c).strip().lower() for c in df.columns]
+        lab = [i for i, c in enumerate(lower) if c in _LABEL_NAMES]
+        per = [i for i, c in enumerate(lower) if c in _PERSON_NAMES]
+        if len(lab) != 1 or len(per) != 1:
+            raise malformed_error(dataset, path, "header must name exactly one label column "
+                                  f"({sorted(_LABEL_NAMES)}) and one person column ({sorted(_PERSON_NAMES)})")
+        lab_col, per_col = lab[0], per[0]
+        feat_cols = [i for i in range(df.shape[1]) if i not in (lab_col, per_col)]
+        if n_features is not None:
+            feat_cols = feat_cols[:n_features]
+        names = tuple(str(df.columns[i]) for i in feat_cols)
+    else:
+        lab_col, per_col, feat_cols = df.shape[1] - 2, df.shape[1] - 1, None
+        if n_columns is not None and df.shape[1] != n_columns:
+            raise malformed_error(dataset, path, f"{df.shape[1]} columns, expected {n_columns}"
+                                  + (f" ({columns})" if columns else ""))
+    try:
+        M = df.to_numpy(dtype=np.float64)
+    except (ValueError, TypeError):
+        for j, col in enumerate(df.columns):
+            conv = pd.to_numeric(df[col], errors="coerce")
+            bad = (conv.isna() & df[col].notna()).to_numpy()
+            if bad.any():
+                r = int(np.argmax(bad))
+                raise malformed_error(dataset, path, f"non-numeric value {df[col].iloc[r]!r} in row {r}, "
+                                      f"column {j}") from None
+        raise malformed_error(dataset, path, "non-numeric values") from None
+    return M, lab_col, per_col, feat_cols, names
+
+
 def read_feature_table(
     path: os.PathLike | str,
     n_features: int | None = None,
@@ -91,75 +172,11 @@ def read_feature_table(
         n_features = check_int("read_feature_table", "n_features", n_features, minimum=1)
     if not path.is_file():
         raise missing_data_error(dataset, path)
-    names: tuple[str, ...] | None = None
     if path.suffix.lower() == ".mat":
-        try:
-            from scipy.io import loadmat
-        except ImportError:
-            raise ImportError(f"reading {path} needs SciPy (pip install -e '.[data]' installs scikit-learn, "
-                              "which brings it), or convert the table to CSV") from None
-        try:
-            mat = loadmat(path)
-        except Exception as err:
-            raise malformed_error(dataset, path, f"not a readable MATLAB file ({err})") from None
-        cands = [v for k, v in mat.items() if not k.startswith("__") and isinstance(v, np.ndarray)
-                 and v.ndim == 2 and v.dtype.kind in "fiu"]
-        if len(cands) != 1:
-            raise malformed_error(dataset, path, f"expected exactly one 2-D numeric variable, found {len(cands)}")
-        M = cands[0].astype(np.float64)
-        lab_col, per_col, feat_cols = M.shape[1] - 2, M.shape[1] - 1, None
-        if n_columns is not None and M.shape[1] != n_columns:
-            raise malformed_error(dataset, path, f"{M.shape[1]} columns, expected {n_columns}"
-                                  + (f" ({columns})" if columns else ""))
-        if M.shape[0] == 0:
-            raise malformed_error(dataset, path, "no data rows")
+        M, lab_col, per_col, feat_cols, names = _read_mat(path, dataset, n_columns, columns)
     else:
-        import io
-
-        import pandas as pd
-
-        text = decode_utf8(path.read_bytes(), path, lambda problem: malformed_error(dataset, path, problem))
-        first = text.lstrip("\r\n").split("\n", 1)[0]
-        if not first.strip():
-            raise malformed_error(dataset, path, "file is empty")
-        cells = [c.strip().strip('"') for c in first.strip().split(",")]
-        has_header = not all(_is_number(c) for c in cells if c)
-        try:
-            df = pd.read_csv(io.StringIO(text), header=0 if has_header else None)
-        except pd.errors.EmptyDataError:
-            raise malformed_error(dataset, path, "file is empty") from None
-        except (ValueError, pd.errors.ParserError) as err:
-            raise malformed_error(dataset, path, f"cannot parse as CSV ({err})") from None
-        if len(df) == 0:
-            raise malformed_error(dataset, path, "no data rows")
-        if has_header:
-            lower = [str(c).strip().lower() for c in df.columns]
-            lab = [i for i, c in enumerate(lower) if c in _LABEL_NAMES]
-            per = [i for i, c in enumerate(lower) if c in _PERSON_NAMES]
-            if len(lab) != 1 or len(per) != 1:
-                raise malformed_error(dataset, path, "header must name exactly one label column "
-                                      f"({sorted(_LABEL_NAMES)}) and one person column ({sorted(_PERSON_NAMES)})")
-            lab_col, per_col = lab[0], per[0]
-            feat_cols = [i for i in range(df.shape[1]) if i not in (lab_col, per_col)]
-            if n_features is not None:
-                feat_cols = feat_cols[:n_features]
-            names = tuple(str(df.columns[i]) for i in feat_cols)
-        else:
-            lab_col, per_col, feat_cols = df.shape[1] - 2, df.shape[1] - 1, None
-            if n_columns is not None and df.shape[1] != n_columns:
-                raise malformed_error(dataset, path, f"{df.shape[1]} columns, expected {n_columns}"
-                                      + (f" ({columns})" if columns else ""))
-        try:
-            M = df.to_numpy(dtype=np.float64)
-        except (ValueError, TypeError):
-            for j, col in enumerate(df.columns):
-                conv = pd.to_numeric(df[col], errors="coerce")
-                bad = (conv.isna() & df[col].notna()).to_numpy()
-                if bad.any():
-                    r = int(np.argmax(bad))
-                    raise malformed_error(dataset, path, f"non-numeric value {df[col].iloc[r]!r} in row {r}, "
-                                          f"column {j}") from None
-            raise malformed_error(dataset, path, "non-numeric values") from None
+        M, lab_col, per_col, feat_cols, names = _read_csv(path, dataset, n_features, n_columns,
+                                                          columns)
     ncols = M.shape[1]
     if feat_cols is None:
         nf = ncols - 2 if n_features is None else n_features

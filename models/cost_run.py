@@ -19,6 +19,7 @@ Every ledger is also booked with fp32 numerics, so each cost has its float32 ref
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -168,6 +169,16 @@ def _summary(ledger: Ledger, table: EnergyTable) -> dict:
     return ledger.totals(table)
 
 
+def _canonical(ledger: Ledger) -> Ledger:
+    """The ledger in the form cost.json stores it (counts by (part, op), bytes moved by tensor
+    class, both sorted): priced, it gives the same float sums whether the task ran in this
+    process or was restored from cost.json by a resume, so a resumed run's cost (and
+    metrics.json, which repeats it) is byte-identical to an uninterrupted run's."""
+    doc = ledger.to_doc()
+    doc["bytes_moved"] = dict(sorted(doc["bytes_moved"].items()))
+    return Ledger.from_doc(doc)
+
+
 def tasks_from_doc(doc: dict) -> dict:
     """The TaskCosts stored in a cost.json document (totals only; for a resumed run)."""
     out = {}
@@ -209,7 +220,8 @@ def run_cost_doc(tasks: dict, table: EnergyTable, numerics_name: str,
     per_task = []
     steps = epochs = 0
     for t in sorted(tasks):
-        tc = tasks[t]
+        tc = dataclasses.replace(tasks[t], **{k: _canonical(getattr(tasks[t], k))
+                                              for k in LEDGERS})
         train.merge(tc.train)
         train32.merge(tc.train_fp32)
         run.merge(tc.train).merge(tc.other)

@@ -184,7 +184,8 @@ def _checkpoint_arrays(path):
 
 
 def test_resume_after_kill_gives_identical_metrics(tmp_path):
-    cfg = tiny_config(tmp_path, "der", epochs=600)
+    # 150 epochs: tasks 1-2 take seconds, far longer than the 5 ms poll until the kill
+    cfg = tiny_config(tmp_path, "der", epochs=150)
     ref, killed = tmp_path / "ref", tmp_path / "killed"
     cmd = [sys.executable, "-m", "intsim.cli", "cil", "--config", cfg, "--quiet", "--seed", "2"]
     proc = subprocess.Popen(cmd + ["--out", str(killed)], stdout=subprocess.DEVNULL,

@@ -335,7 +335,8 @@ def _mid_run(runs: Path) -> list[Path]:
 
 
 def test_killing_the_sweep_then_rerunning_finishes_only_the_remaining_cells(tmp_path):
-    g = write_grid(tmp_path, numerics='["hdqt"]', seeds=4, epochs=40)
+    # 20 epochs: a later cell's tasks 1-2 last seconds, the kill window polled every 50 ms
+    g = write_grid(tmp_path, numerics='["hdqt"]', seeds=4, epochs=20)
     out = tmp_path / "out"
     runs = out / "runs"
     cmd = [sys.executable, "-m", "intsim.cli", "sweep", "--grid", str(g), "--out",
@@ -388,7 +389,7 @@ def _group_alive(pgid: int) -> bool:
 
 
 def test_killed_worker_cell_resumes_from_its_checkpoint_and_thread_limits(tmp_path):
-    g = write_grid(tmp_path, numerics='["hdqt"]', seeds=3, epochs=40)
+    g = write_grid(tmp_path, numerics='["hdqt"]', seeds=3, epochs=20)
     grid = sweep.Grid.load(g)
     out = tmp_path / "out"
     runs = out / "runs"

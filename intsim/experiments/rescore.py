@@ -8,7 +8,8 @@ batched (docs/fidelity.md). Training does not depend on these settings (when the
 feature_batch_size, as every run whose config.json has it does), so the checkpoint after each
 task is loaded into a learner rebuilt from the run's config.json with only EVAL_SETTINGS
 changed, evaluated, and the metrics recomputed exactly as the run computed them. With no
-changes the result equals the run's metrics.json.
+changes the result equals the run's metrics.json, its "cost" entry included; with changes
+there is no "cost" entry (the evaluation passes' cost changes with them and is not recounted).
 """
 from __future__ import annotations
 
@@ -57,4 +58,8 @@ def rescore(run_dir: Union[str, os.PathLike], **changes: Any) -> dict:
         record = record or Record(learner.describe()["classifiers"])
         t = int(meta["task"])
         record.add(scenario.test_upto(t)[1], learner.evaluate(t))
-    return compute_metrics(record, scenario)
+    metrics = compute_metrics(record, scenario)
+    stored = read_json(run_dir / "metrics.json")
+    if not changes and isinstance(stored, dict) and "cost" in stored:
+        metrics["cost"] = stored["cost"]           # nothing changed: the run's own cost
+    return metrics

@@ -17,6 +17,7 @@ import h5py
 import numpy as np
 import pytest
 
+from bad_input_cases import Evil, not_pwned
 from intsim.cli import main as intsim_main
 from intsim.hw.golden import write_golden
 
@@ -48,11 +49,6 @@ def golden_v1(path, golden):
     with h5py.File(path, "a") as f:
         del f["trace"]
         f.attrs["format_version"] = 1
-
-
-class Evil:
-    def __reduce__(self):
-        return (Path.touch, (Path("/nonexistent-dir/pwned"),))
 
 
 def npz(**arrays):
@@ -211,4 +207,4 @@ def test_bad_input(case, tmp_path, golden, capsys):
     else:
         assert text in out, f"expected {text!r} in the report:\n{out[-1500:]}"
         assert "RESULT: MATCH" not in out
-    assert not Path("/nonexistent-dir/pwned").exists()
+    not_pwned()

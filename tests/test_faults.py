@@ -343,3 +343,89 @@ def test_sweep_records_diverged_cells_and_does_not_retry_them(tmp_path, capsys):
     assert main(argv) == 0
     res2 = sweep.read_results(tmp_path / "sw")
     assert res2["reused"].all()               # both complete: nothing runs again
+
+
+# ------------------------------------------------------------------ atomic writes
+def _hex(folder: Path) -> None:
+    from intsim.formats.hexfile import write_hex
+    from intsim.hw.golden import write_golden
+    golden = folder.parent / "g.h5"
+    if not golden.exists():
+        write_golden("hdqt", "fcnet:8,8,8,4", batch=4, steps=1, seed=0, out=str(golden))
+    write_hex(str(golden), str(folder / "hex"))
+
+
+def _plot(folder: Path) -> None:
+    from intsim.experiments.plots import plot_run
+    plot_run({"accuracy_curve": [60.0, 45.0], "acc_matrix": [[60.0, None], [50.0, 40.0]],
+              "aia": 52.5}, folder / "accuracy.png", title="t")
+
+
+def _status(folder: Path) -> None:
+    from intsim.experiments.sweep.cells import _write_status
+    _write_status(folder, {"status": "ok", "seconds": 1.0})
+
+
+@pytest.mark.parametrize("writer", [_plot, _status, _hex], ids=["accuracy.png", "status.json",
+                                                                "hex files"])
+def test_a_write_that_fails_before_its_rename_leaves_the_old_files(writer, tmp_path,
+                                                                   monkeypatch):
+    """Every file of the writer is written to a temporary file and renamed: when the rename
+    fails (a crash or a full disk at the last moment) each old file is still there, whole, and
+    no temporary file is left."""
+    import intsim.formats.atomic as atomic
+    from intsim.formats.atomic import StorageError
+    folder = tmp_path / "out"
+    folder.mkdir()
+    writer(folder)
+    files = sorted(p for p in folder.rglob("*") if p.is_file())
+    assert files
+    for p in files:
+        p.write_bytes(b"old")
+    with monkeypatch.context() as m:
+        m.setattr(atomic.os, "replace", _enospc)
+        with pytest.raises(StorageError, match="No space left on device"):
+            writer(folder)
+    assert sorted(p for p in folder.rglob("*") if p.is_file()) == files
+    assert all(p.read_bytes() == b"old" for p in files)
+
+
+SWEEP_KILL = textwrap.dedent("""\
+    import os, signal, sys
+    import intsim.experiments.sweep.cells as cells
+    real = cells._write_status
+    def write_status(d, doc):          # killed after metrics.json, before status.json
+        if doc.get("status") == "ok":
+            os.kill(os.getpid(), signal.SIGKILL)
+        real(d, doc)
+    cells._write_status = write_status
+    from intsim.cli import main
+    sys.exit(main(sys.argv[1:]))
+""")
+
+
+def test_a_sweep_cell_killed_after_metrics_json_is_completed_by_the_next_sweep(tmp_path,
+                                                                                capsys):
+    """metrics.json alone is not a finished cell: the next sweep resumes it (nothing left to
+    train), writes its status.json and counts it ok."""
+    g = tmp_path / "g.toml"
+    g.write_text('datasets = ["synthetic"]\nmethods = ["icarl"]\nnumerics = ["fp32"]\n'
+                 'seeds = [0]\n[settings]\nepochs = 1\nbatch_size = 16\nmemory = 36\n'
+                 'hidden = 24\n[settings.dataset_params]\nn_classes = 6\nn_subjects = 4\n'
+                 'windows_per_cell = 10\n')
+    argv = ["sweep", "--grid", str(g), "--out", str(tmp_path / "sw"), "--workers", "0",
+            "--quiet", "--no-plots"]
+    res = subprocess.run([sys.executable, "-c", SWEEP_KILL, *argv], capture_output=True,
+                         text=True, timeout=300)
+    assert res.returncode == -9, res.stderr[-2000:]
+    cell = sweep.Grid.load(g).cells(tmp_path / "sw")[0]
+    d = Path(cell.dir)
+    metrics = (d / "metrics.json").read_bytes()
+    assert (d / "accuracy.png").exists() and not (d / "status.json").exists()
+    assert sweep.cell_state(cell) == "resume"
+    capsys.readouterr()
+    assert main(argv) == 0, capsys.readouterr().err
+    row = sweep.read_results(tmp_path / "sw").iloc[0]
+    assert row["status"] == "ok" and not row["reused"] and row["resumed_from_task"] == 2
+    assert json.loads((d / "status.json").read_text())["status"] == "ok"
+    assert (d / "metrics.json").read_bytes() == metrics

@@ -11,7 +11,7 @@ import json
 import os
 import sys
 
-from intsim.cli.common import error
+from intsim.cli.common import error, fail
 from intsim.core.resolve import resolve_numerics
 from intsim.formats.atomic import atomic_write_text
 from intsim.hw.compare import compare, format_report, to_json
@@ -124,8 +124,8 @@ def cmd_golden(args) -> int:
                            args.steps if args.steps is not None else 2, args.seed, args.out,
                            args.hex, select=args.select or (), events=args.events,
                            hex_options=opts)
-    except (ValueError, FileNotFoundError) as e:
-        return error("golden", e)
+    except (ValueError, OSError) as e:
+        return fail("golden", e)
     print(f"wrote {res.path}: {res.n_tensors} tensors, {res.n_matmuls} integer matmuls, "
           f"{res.steps} steps, losses {', '.join(f'{v:.6f}' for v in res.losses)}")
     if res.hex_manifest:
@@ -154,8 +154,8 @@ def cmd_compare(args) -> int:
     try:
         res = compare(args.golden, args.dump, bit_patterns=args.bit_patterns,
                       allow_extra=args.allow_extra, expect=args.expect or ())
-    except (ValueError, FileNotFoundError, OSError) as e:
-        return error("compare", e)
+    except (ValueError, OSError) as e:
+        return fail("compare", e)
     print(format_report(res, args.max_list))
     out = to_json(res)
     if args.explain and res.mismatches:
@@ -207,8 +207,8 @@ def cmd_overflow(args) -> int:
                       file=sys.stderr)
             sources.append(run_dir)
         summary = report(sources, out, names, plot=not args.no_plot)
-    except (ValueError, FileNotFoundError, OSError) as e:
-        return error("overflow-report", e)
+    except (ValueError, OSError) as e:
+        return fail("overflow-report", e)
     print(format_table(summary))
     ev = format_events(summary.attrs.get("events"), summary.attrs.get("logged", {}))
     if ev:

@@ -162,8 +162,11 @@ def hold(folder: os.PathLike | str, command: Optional[str] = None) -> Iterator[P
         info = {"pid": os.getpid(), "host": socket.gethostname(),
                 "command": command or " ".join(["intsim", *sys.argv[1:2]]),
                 "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, (json.dumps(info) + "\n").encode(), 0)
+        try:                   # who holds it is advice for others; the lock is what counts
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, (json.dumps(info) + "\n").encode(), 0)
+        except OSError:        # a full disk: the first real write then names its file
+            pass
         with _HELD_LOCK:
             _HELD[key] = [me, 1, fd]
         try:

@@ -622,3 +622,24 @@ def test_the_linear_operator_declares_its_operand_ranges(monkeypatch):
     ranges = {label: (a, b) for label, a, b in seen}
     assert ranges["l/fwd"] == ((-7, 15), (-7, 7))          # auto-signed activations, weights
     assert ranges["l/grad_in"] == ((-7, 7), (-7, 7)) and ranges["l/grad_w"] == ((-7, 7), (-7, 7))
+
+
+def test_the_census_script_counts_every_case_of_the_tables():
+    """scripts/bad_input_census.py (the closing note's figures) reads the three tables."""
+    import importlib.util
+    import test_bad_input_hw
+    import test_datasets_bad_input
+    path = Path(__file__).resolve().parents[1] / "scripts" / "bad_input_census.py"
+    spec = importlib.util.spec_from_file_location("bad_input_census", path)
+    census = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(census)
+    rows = census.census()
+    assert len(rows) == len(CASES) + len(test_bad_input_hw.CASES) + len(test_datasets_bad_input.CASES)
+    groups = Counter(r.group for r in rows)
+    for g in ("API", "intsim cil", "intsim sweep", "intsim demo", "intsim golden", "intsim vectors",
+              "intsim compare", "intsim overflow-report", "intsim bench", "config keys",
+              "datapath keys", "file readers"):
+        assert groups[g] > 0, g
+    total = census.report(rows).splitlines()[-2].split()
+    assert total[:3] == ["all", "entry", "points"] and int(total[3]) == len(rows)
+    assert sum(map(int, total[4:])) == len(rows)          # clear error + recorded + handled

@@ -61,6 +61,18 @@ def pickled_npz(path, golden):
     np.savez(path, a=np.array([Evil()], dtype=object))
 
 
+def mine(*names, marker=None):
+    """A folder writer: the folder holding files `names` (and an intsim marker of kind
+    `marker`)."""
+    def write(path, golden):
+        Path(path).mkdir()
+        for n in names:
+            (Path(path) / n).write_text("mine")
+        if marker:
+            (Path(path) / ".intsim.json").write_text(f'{{"format": "intsim-folder", "kind": "{marker}"}}')
+    return write
+
+
 I4 = np.ones((2, 4), np.int64)
 GO, VE, CO, OV = "golden", "vectors", "compare", "overflow-report"
 CASES = [
@@ -170,6 +182,11 @@ CASES = [
     ("overflow-model-bad", [OV, "--train", "hdqt", "--model", "linear:2", "--out", "{tmp}/o"], {}, 2,
      "model: linear takes 3 integers"),
     ("overflow-names", [OV, "{golden}", "--names", "a", "b"], {}, 2, "--names needs one name per input"),
+    ("overflow-out-foreign", [OV, "{golden}", "--out", "{tmp}/o"], {"o": mine("overflow_summary.csv")}, 2,
+     "--out {tmp}/o is not empty (overflow_summary.csv) and was not made by intsim"),
+    ("overflow-out-run-folder", [OV, "{golden}", "--out", "{tmp}/o"],
+     {"o": mine("config.json", marker="run")}, 2,
+     "is an intsim run folder, not an overflow-report folder"),
     ("overflow-train-missing", [OV, "--train", "{tmp}/dp.toml", "--out", "{tmp}/o"], {}, 2, "dp.toml"),
 ]
 
@@ -196,10 +213,13 @@ def test_bad_input(case, tmp_path, golden, capsys):
         else:
             (p.write_bytes if isinstance(content, bytes) else p.write_text)(content)
     argv = [a.replace("{tmp}", str(tmp_path)).replace("{golden}", golden) for a in argv]
+    text = text.replace("{tmp}", str(tmp_path))
     rc = intsim_main(argv)
     out, err = capsys.readouterr()
     assert rc == code, (out + err)[-1500:]
     if code == 2:
+        if "o" not in files:             # bad input makes no output folder
+            assert not (tmp_path / "o").exists(), sorted(p.name for p in (tmp_path / "o").iterdir())
         lines = err.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith(f"intsim {argv[0]}: error: "), err
         assert text in lines[0], f"expected {text!r} in:\n{lines[0]}"

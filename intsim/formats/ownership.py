@@ -1,7 +1,8 @@
 """Which folders intsim made, which files in them are its own, and who is using one now.
 
     .intsim.json    the marker, written first into every folder intsim makes for its output:
-                    {"format": "intsim-folder", "kind": "run" | "demo" | "sweep",
+                    {"format": "intsim-folder", "kind": "run" | "demo" | "sweep" |
+                     "overflow-report",
                      "intsim_version": …, "created": ISO time}
     .intsim.lock    an OS lock (fcntl.flock, exclusive) held for the whole lifetime of a run,
                     demo or sweep; the holder's pid, host, command and start time are written
@@ -107,6 +108,21 @@ def remove_own_files(folder: os.PathLike | str, names: Iterable[str],
         if not any(d.iterdir()):
             d.rmdir()
     return removed
+
+
+def remove_if_unused(folder: os.PathLike | str) -> bool:
+    """Delete `folder` when it holds nothing but intsim's bookkeeping files (a command that
+    made it and then failed before writing anything); True when it was removed."""
+    p = Path(folder)
+    if not p.is_dir() or user_entries(p):
+        return False
+    for n in BOOKKEEPING:
+        (p / n).unlink(missing_ok=True)
+    try:
+        p.rmdir()
+    except OSError:
+        return False
+    return True
 
 
 # ---------------------------------------------------------------------------- the lock

@@ -346,13 +346,14 @@ def test_sweep_records_diverged_cells_and_does_not_retry_them(tmp_path, capsys):
 
 
 # ------------------------------------------------------------------ atomic writes
+GRID_TINY = ('datasets = ["synthetic"]\nmethods = ["icarl"]\nnumerics = ["fp32"]\nseeds = [0]\n'
+             '[settings]\nepochs = 1\nbatch_size = 16\nmemory = 36\nhidden = 24\n'
+             '[settings.dataset_params]\nn_classes = 6\nn_subjects = 4\nwindows_per_cell = 10\n')
+
+
 def _hex(folder: Path) -> None:
     from intsim.formats.hexfile import write_hex
-    from intsim.hw.golden import write_golden
-    golden = folder.parent / "g.h5"
-    if not golden.exists():
-        write_golden("hdqt", "fcnet:8,8,8,4", batch=4, steps=1, seed=0, out=str(golden))
-    write_hex(str(golden), str(folder / "hex"))
+    write_hex(_golden_file(folder.parent), str(folder / "hex"))
 
 
 def _plot(folder: Path) -> None:
@@ -409,10 +410,7 @@ def test_a_sweep_cell_killed_after_metrics_json_is_completed_by_the_next_sweep(t
     """metrics.json alone is not a finished cell: the next sweep resumes it (nothing left to
     train), writes its status.json and counts it ok."""
     g = tmp_path / "g.toml"
-    g.write_text('datasets = ["synthetic"]\nmethods = ["icarl"]\nnumerics = ["fp32"]\n'
-                 'seeds = [0]\n[settings]\nepochs = 1\nbatch_size = 16\nmemory = 36\n'
-                 'hidden = 24\n[settings.dataset_params]\nn_classes = 6\nn_subjects = 4\n'
-                 'windows_per_cell = 10\n')
+    g.write_text(GRID_TINY)
     argv = ["sweep", "--grid", str(g), "--out", str(tmp_path / "sw"), "--workers", "0",
             "--quiet", "--no-plots"]
     res = subprocess.run([sys.executable, "-c", SWEEP_KILL, *argv], capture_output=True,
@@ -440,9 +438,6 @@ def _golden_file(folder: Path) -> str:
     return str(path)
 
 
-GRID_TINY = ('datasets = ["synthetic"]\nmethods = ["icarl"]\nnumerics = ["fp32"]\nseeds = [0]\n'
-             '[settings]\nepochs = 1\nbatch_size = 16\nmemory = 36\nhidden = 24\n'
-             '[settings.dataset_params]\nn_classes = 6\nn_subjects = 4\nwindows_per_cell = 10\n')
 COMMANDS = {
     "golden --out": lambda t, g: ["golden", "--numerics", "hdqt", "--model", "fcnet:8,8,8,4",
                                   "--batch", "4", "--steps", "1", "--out", f"{t}/o/g.h5"],

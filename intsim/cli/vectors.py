@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from intsim.cli.common import error, fail
+from intsim.cli.common import fail
 from intsim.cli.hw import add_hex_options, hex_options_from, print_coverage
 from intsim.core.modes import MatmulKind
 from intsim.hw.golden import write_vectors_file

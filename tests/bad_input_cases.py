@@ -18,18 +18,52 @@ behind (e.g. a metrics.json with status "diverged").
 Outcomes: an exception or exit code 1/2 is a "clear error"; exit code 3 (a diverged run with
 its recorded metrics.json status) and exit code 4 (a storage error naming the file) are a
 "recorded status"; success is "handled". `check(case, tmp, capsys)` asserts it all; for CLI
-errors also: no traceback, and the error is a single `intsim COMMAND: error: …` line, the last
-one on stderr (argparse's usage lines may come before it).
+errors also: no traceback, and (exit codes 2, 3, 4) the error is a single
+`intsim COMMAND: error: …` line, the last one on stderr (argparse's usage lines may come before
+it); exit code 1 (a failed verdict, failed sweep cells) needs only `text` on stderr.
 """
 from __future__ import annotations
 
+import os
+import pickle
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping, Optional, Sequence, Union
 
+import numpy as np
 import pytest
 
 from intsim.cli import main
+
+#: the file an adversarial pickle creates when it is unpickled (in a folder that exists, so
+#: the payload really would run; every case asserts it was never created)
+PWNED = Path(tempfile.gettempdir()) / f"intsim-bad-input-pwned-{os.getpid()}"
+
+
+class Evil:
+    """Unpickling this creates PWNED (what an attacker's data file would do)."""
+
+    def __reduce__(self):
+        return (Path.touch, (PWNED,))
+
+
+#: a raw pickle, and a .npy holding it (np.load(..., allow_pickle=True) would run it)
+EVIL_PICKLE = pickle.dumps(Evil())
+
+
+def evil_npy() -> bytes:
+    import io
+    b = io.BytesIO()
+    np.save(b, np.array(Evil(), dtype=object), allow_pickle=True)
+    return b.getvalue()
+
+
+def not_pwned() -> None:
+    """Fails the case whose payload ran (and removes the file, so only that case fails)."""
+    if PWNED.exists():
+        PWNED.unlink()
+        raise AssertionError(f"a test payload was unpickled: {PWNED} was created")
 
 Call = Union[Callable[[Path], Any], Sequence[str]]
 
@@ -102,7 +136,7 @@ def check(case: Case, tmp: Path, capsys) -> None:
         assert code == case.expect, f"exit code {code}, expected {case.expect}; stderr:\n{err}"
         assert "Traceback" not in err, err
         assert case.text in err, f"expected {case.text!r} on stderr:\n{err}"
-        if code not in (0, 130):
+        if code not in (0, 1, 130):      # 1: a failed verdict or failed sweep cells, not one line
             lines = [ln for ln in err.splitlines() if ln.strip()]
             errors = [ln for ln in lines if ": error: " in ln]
             assert len(errors) == 1 and lines[-1] == errors[0], f"not one error line:\n{err}"

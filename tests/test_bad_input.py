@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import io
 import json
-import pickle
 from collections import Counter
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from bad_input_cases import Case, case_ids, check
+from bad_input_cases import EVIL_PICKLE, Case, case_ids, check, evil_npy, not_pwned
 from intsim import Accumulator, Numerics, QuantSpec, SRStream, fwht, int_matmul, preset, quantize
 from intsim.core.ranges import code_range
 from intsim.core.resolve import resolve_numerics
@@ -132,15 +131,24 @@ def flipped(raw: bytes, at: int) -> bytes:
     return bytes(b)
 
 
-class Evil:
-    def __reduce__(self):
-        return (Path.touch, (Path("/nonexistent-dir/pwned"),))
-
-
 def diverged(tmp: Path) -> None:
     m = json.loads((tmp / "run" / "metrics.json").read_text())
     assert m["status"] == "diverged" and m["diverged"]["task"] == 0, m
     assert m["diverged"]["step"] is not None and m["n_tasks"] == 0
+
+
+def diverged_after_one_task(tmp: Path) -> None:
+    """Diverged in task 1: metrics.json keeps task 0's metrics, accuracy.png is drawn."""
+    m = json.loads((tmp / "run" / "metrics.json").read_text())
+    assert m["status"] == "diverged" and m["diverged"]["task"] == 1 and m["n_tasks"] == 1, m
+    assert m["aia"] is not None and len(m["acc_matrix"]) == 1 and (tmp / "run" / "accuracy.png").exists()
+
+
+WATCH_CIL = ["cil", "--dataset", "watch", "--method", "icarl", "--numerics", "fp32", "--out", "{tmp}/o",
+             "--data-dir", "{tmp}/dd", "--quiet"]
+WATCH_GRID = {"g.toml": 'datasets = ["watch"]\nmethods = ["icarl"]\nnumerics = ["fp32"]\nseeds = [0]\n'
+                        '[data_dirs]\nwatch = "dd"\n[settings]\nepochs = 1\n',
+              "dd/watch_dataset.npy": lambda t: evil_npy()}
 
 
 def _set(arrays, meta, **kw):
@@ -363,7 +371,7 @@ CASES = [
     Case("read_checkpoint", lambda t: read_checkpoint(t / "c.npz"), CheckpointError, "c.npz: not a readable checkpoint",
          files={"c.npz": lambda t: checkpoint_bytes(t)[:120]}),
     Case("read_checkpoint", lambda t: read_checkpoint(t / "c.npz"), CheckpointError, "c.npz: not a readable checkpoint",
-         files={"c.npz": pickle.dumps(Evil())}),
+         files={"c.npz": EVIL_PICKLE}),
     Case("read_checkpoint", lambda t: read_checkpoint(t / "c.npz"), CheckpointError, "c.npz: not a readable checkpoint (BadZipFile",
          files={"c.npz": lambda t: flipped(checkpoint_bytes(t), 100)}),
     Case("read_checkpoint", lambda t: read_checkpoint(t / "c.npz"), CheckpointError, "c.npz: checksum mismatch",
@@ -405,6 +413,8 @@ CASES = [
          files=cfg(), post=diverged, id="cil-lr-1e30-fp32-diverged"),
     Case("intsim cil --lr", [*CIL, "--lr", "1e30", "--numerics", "hdqt"], 3, "a quantized operand holds NaN or Inf",
          files=cfg(), post=diverged, id="cil-lr-1e30-hdqt-diverged"),
+    Case("intsim cil --data-dir", WATCH_CIL, 2, "dd/watch_dataset.npy: not seglearn 1.2.5's watch_dataset.npy",
+         files={"dd/watch_dataset.npy": lambda t: evil_npy()}, id="cil-watch-npy-payload"),
     Case("intsim cil --batch-size", [*CIL, "--batch-size", "1"], 2, "batch_size: must be >= 2, got 1 (a mini-batch of one sample is dropped",
          files=cfg()),
     Case("intsim cil --batch-size", [*CIL, "--batch-size", "0"], 2, "batch_size: must be >= 1, got 0", files=cfg()),
@@ -465,6 +475,8 @@ CASES = [
     Case("config key method_params", CIL, 2, "method_params: expected a table, got 3", files=cfg("method_params = 3")),
     Case("config key method_params", CIL, 2, "method_params: icarl option 'T': expected a number > 0, got '2'", files=mp('T = "2"')),
     Case("config key method_params", CIL, 2, "method_params: icarl option 'T': must be > 0, got -1", files=mp("T = -1")),
+    Case("config key method_params", CIL, 3, "training diverged at task 1, stage train, epoch 0",
+         files=mp("T = 1e-38"), post=diverged_after_one_task, id="icarl-T-tiny-diverges-in-task-1"),
     Case("config key method_params", CIL, 2, "method_params: icarl option 'loss': expected one of 'ce_kd', 'bce', got 'mse'", files=mp('loss = "mse"')),
     Case("config key method_params", CIL, 2, "method_params: icarl: unknown method option(s) ['lamda']", files=mp("lamda = 3")),
     Case("config key method_params", CIL, 2, "method_params: lwf option 'lambda': must be >= 0, got -1", files=mp("lambda = -1", "lwf")),
@@ -517,6 +529,8 @@ CASES = [
     Case("intsim sweep --grid", SWEEP, 2, "grid: overrides.acc_bits: expected integers", files=grid('[overrides]\nacc_bits = ["8"]')),
     Case("intsim sweep --grid", SWEEP, 2, "sets seed = 0, which a training run does not use",
          files={"g.toml": GRID.format(top="", settings="").replace('["fp32"]', '["d.toml"]'), "d.toml": "seed = 0\n" + DP_OK}),
+    Case("intsim sweep --grid", SWEEP, 1, "failed: watch__icarl__fp32__seed0: DataFormatError: watch: malformed file",
+         files=WATCH_GRID, id="sweep-data-dirs-watch-npy-payload"),
     Case("intsim sweep --workers", [*SWEEP[:5], "--workers", "-1"], 2, "--workers must be >= 0"),
     Case("intsim sweep --threads", [*SWEEP, "--threads", "0"], 2, "--threads must be >= 1"),
     Case("intsim sweep --scheduler", ["sweep", "--grid", "g", "--out", "o", "--scheduler", "tcp://127.0.0.1:9", "--workers", "1"], 2,
@@ -562,7 +576,7 @@ def isolated(tmp_path, monkeypatch):
 @pytest.mark.parametrize("case", CASES, ids=IDS)
 def test_bad_input(case, isolated, capsys):
     check(case, isolated, capsys)
-    assert not Path("/nonexistent-dir/pwned").exists()
+    not_pwned()
 
 
 def test_every_entry_point_is_covered_and_the_counts_are_reported():
@@ -608,3 +622,24 @@ def test_the_linear_operator_declares_its_operand_ranges(monkeypatch):
     ranges = {label: (a, b) for label, a, b in seen}
     assert ranges["l/fwd"] == ((-7, 15), (-7, 7))          # auto-signed activations, weights
     assert ranges["l/grad_in"] == ((-7, 7), (-7, 7)) and ranges["l/grad_w"] == ((-7, 7), (-7, 7))
+
+
+def test_the_census_script_counts_every_case_of_the_tables():
+    """scripts/bad_input_census.py (the closing note's figures) reads the three tables."""
+    import importlib.util
+    import test_bad_input_hw
+    import test_datasets_bad_input
+    path = Path(__file__).resolve().parents[1] / "scripts" / "bad_input_census.py"
+    spec = importlib.util.spec_from_file_location("bad_input_census", path)
+    census = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(census)
+    rows = census.census()
+    assert len(rows) == len(CASES) + len(test_bad_input_hw.CASES) + len(test_datasets_bad_input.CASES)
+    groups = Counter(r.group for r in rows)
+    for g in ("API", "intsim cil", "intsim sweep", "intsim demo", "intsim golden", "intsim vectors",
+              "intsim compare", "intsim overflow-report", "intsim bench", "config keys",
+              "datapath keys", "file readers"):
+        assert groups[g] > 0, g
+    total = census.report(rows).splitlines()[-2].split()
+    assert total[:3] == ["all", "entry", "points"] and int(total[3]) == len(rows)
+    assert sum(map(int, total[4:])) == len(rows)          # clear error + recorded + handled

@@ -17,6 +17,7 @@ import h5py
 import numpy as np
 import pytest
 
+from bad_input_cases import Evil, not_pwned
 from intsim.cli import main as intsim_main
 from intsim.hw.golden import write_golden
 
@@ -50,11 +51,6 @@ def golden_v1(path, golden):
         f.attrs["format_version"] = 1
 
 
-class Evil:
-    def __reduce__(self):
-        return (Path.touch, (Path("/nonexistent-dir/pwned"),))
-
-
 def npz(**arrays):
     def write(path, golden):
         np.savez(path, **{k.replace("__", "/"): v for k, v in arrays.items()})
@@ -63,6 +59,18 @@ def npz(**arrays):
 
 def pickled_npz(path, golden):
     np.savez(path, a=np.array([Evil()], dtype=object))
+
+
+def mine(*names, marker=None):
+    """A folder writer: the folder holding files `names` (and an intsim marker of kind
+    `marker`)."""
+    def write(path, golden):
+        Path(path).mkdir()
+        for n in names:
+            (Path(path) / n).write_text("mine")
+        if marker:
+            (Path(path) / ".intsim.json").write_text(f'{{"format": "intsim-folder", "kind": "{marker}"}}')
+    return write
 
 
 I4 = np.ones((2, 4), np.int64)
@@ -174,6 +182,11 @@ CASES = [
     ("overflow-model-bad", [OV, "--train", "hdqt", "--model", "linear:2", "--out", "{tmp}/o"], {}, 2,
      "model: linear takes 3 integers"),
     ("overflow-names", [OV, "{golden}", "--names", "a", "b"], {}, 2, "--names needs one name per input"),
+    ("overflow-out-foreign", [OV, "{golden}", "--out", "{tmp}/o"], {"o": mine("overflow_summary.csv")}, 2,
+     "--out {tmp}/o is not empty (overflow_summary.csv) and was not made by intsim"),
+    ("overflow-out-run-folder", [OV, "{golden}", "--out", "{tmp}/o"],
+     {"o": mine("config.json", marker="run")}, 2,
+     "is an intsim run folder, not an overflow-report folder"),
     ("overflow-train-missing", [OV, "--train", "{tmp}/dp.toml", "--out", "{tmp}/o"], {}, 2, "dp.toml"),
 ]
 
@@ -200,10 +213,13 @@ def test_bad_input(case, tmp_path, golden, capsys):
         else:
             (p.write_bytes if isinstance(content, bytes) else p.write_text)(content)
     argv = [a.replace("{tmp}", str(tmp_path)).replace("{golden}", golden) for a in argv]
+    text = text.replace("{tmp}", str(tmp_path))
     rc = intsim_main(argv)
     out, err = capsys.readouterr()
     assert rc == code, (out + err)[-1500:]
     if code == 2:
+        if "o" not in files:             # bad input makes no output folder
+            assert not (tmp_path / "o").exists(), sorted(p.name for p in (tmp_path / "o").iterdir())
         lines = err.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith(f"intsim {argv[0]}: error: "), err
         assert text in lines[0], f"expected {text!r} in:\n{lines[0]}"
@@ -211,4 +227,4 @@ def test_bad_input(case, tmp_path, golden, capsys):
     else:
         assert text in out, f"expected {text!r} in the report:\n{out[-1500:]}"
         assert "RESULT: MATCH" not in out
-    assert not Path("/nonexistent-dir/pwned").exists()
+    not_pwned()

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from bad_input_cases import EVIL_PICKLE, evil_npy, not_pwned
 from intsim.datasets import (DataFormatError, DatasetIdentityError, check_identity, dataset_identity,
                              fit_minmax, from_arrays, load_cifar100, load_dataset, load_digits,
                              load_fashion_mnist, load_hapt, load_pamap2_raw, load_watch, read_idx)
@@ -80,12 +81,6 @@ def fmnist(images: np.ndarray | None = None) -> dict:
     return out
 
 
-class Evil:
-    def __reduce__(self):
-        return (Path.touch, (Path("/nonexistent-dir/pwned"),))
-
-
-EVIL_PICKLE = pickle.dumps(Evil())
 CSV_OK = "f0,f1,label,subject\n0.1,0.2,a,1\n0.3,0.4,b,2\n"
 LATIN1 = "f0,label\n1,caf\xe9\n2,b\n".encode("latin-1")
 
@@ -137,6 +132,8 @@ CASES = [
      {"watch_dataset.npz": lambda: _flip(watch(X=np.ones((600, 6))), 200)}, DFE, "watch_dataset.npz: corrupt array"),
     ("watch-npy-pickle", load_dataset, ("watch", "{tmp}"), {"cache": False},
      {"watch_dataset.npy": EVIL_PICKLE}, DFE, "watch_dataset.npy: not seglearn 1.2.5's watch_dataset.npy"),
+    ("watch-npy-object-array", load_dataset, ("watch", "{tmp}"), {"cache": False},
+     {"watch_dataset.npy": evil_npy}, DFE, "watch_dataset.npy: not seglearn 1.2.5's watch_dataset.npy"),
     ("watch-bad-suffix", load_watch, (), {"path": "{tmp}/w.pkl"}, {"w.pkl": EVIL_PICKLE}, DFE,
      "unsupported suffix '.pkl'"),
     # ---- digits, synthetic
@@ -420,4 +417,4 @@ def test_bad_input(case, tmp_path, monkeypatch):
     msg = str(info.value)
     assert text in msg, f"expected {text!r} in the message:\n{msg}"
     assert "Traceback" not in msg
-    assert not Path("/nonexistent-dir/pwned").exists()
+    not_pwned()

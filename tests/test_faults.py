@@ -343,3 +343,167 @@ def test_sweep_records_diverged_cells_and_does_not_retry_them(tmp_path, capsys):
     assert main(argv) == 0
     res2 = sweep.read_results(tmp_path / "sw")
     assert res2["reused"].all()               # both complete: nothing runs again
+
+
+# ------------------------------------------------------------------ atomic writes
+GRID_TINY = ('datasets = ["synthetic"]\nmethods = ["icarl"]\nnumerics = ["fp32"]\nseeds = [0]\n'
+             '[settings]\nepochs = 1\nbatch_size = 16\nmemory = 36\nhidden = 24\n'
+             '[settings.dataset_params]\nn_classes = 6\nn_subjects = 4\nwindows_per_cell = 10\n')
+
+
+def _hex(folder: Path) -> None:
+    from intsim.formats.hexfile import write_hex
+    write_hex(_golden_file(folder.parent), str(folder / "hex"))
+
+
+def _plot(folder: Path) -> None:
+    from intsim.experiments.plots import plot_run
+    plot_run({"accuracy_curve": [60.0, 45.0], "acc_matrix": [[60.0, None], [50.0, 40.0]],
+              "aia": 52.5}, folder / "accuracy.png", title="t")
+
+
+def _status(folder: Path) -> None:
+    from intsim.experiments.sweep.cells import _write_status
+    _write_status(folder, {"status": "ok", "seconds": 1.0})
+
+
+@pytest.mark.parametrize("writer", [_plot, _status, _hex], ids=["accuracy.png", "status.json",
+                                                                "hex files"])
+def test_a_write_that_fails_before_its_rename_leaves_the_old_files(writer, tmp_path,
+                                                                   monkeypatch):
+    """Every file of the writer is written to a temporary file and renamed: when the rename
+    fails (a crash or a full disk at the last moment) each old file is still there, whole, and
+    no temporary file is left."""
+    import intsim.formats.atomic as atomic
+    from intsim.formats.atomic import StorageError
+    folder = tmp_path / "out"
+    folder.mkdir()
+    writer(folder)
+    files = sorted(p for p in folder.rglob("*") if p.is_file())
+    assert files
+    for p in files:
+        p.write_bytes(b"old")
+    with monkeypatch.context() as m:
+        m.setattr(atomic.os, "replace", _enospc)
+        with pytest.raises(StorageError, match="No space left on device"):
+            writer(folder)
+    assert sorted(p for p in folder.rglob("*") if p.is_file()) == files
+    assert all(p.read_bytes() == b"old" for p in files)
+
+
+SWEEP_KILL = textwrap.dedent("""\
+    import os, signal, sys
+    import intsim.experiments.sweep.cells as cells
+    real = cells._write_status
+    def write_status(d, doc):          # killed after metrics.json, before status.json
+        if doc.get("status") == "ok":
+            os.kill(os.getpid(), signal.SIGKILL)
+        real(d, doc)
+    cells._write_status = write_status
+    from intsim.cli import main
+    sys.exit(main(sys.argv[1:]))
+""")
+
+
+def test_a_sweep_cell_killed_after_metrics_json_is_completed_by_the_next_sweep(tmp_path,
+                                                                                capsys):
+    """metrics.json alone is not a finished cell: the next sweep resumes it (nothing left to
+    train), writes its status.json and counts it ok."""
+    g = tmp_path / "g.toml"
+    g.write_text(GRID_TINY)
+    argv = ["sweep", "--grid", str(g), "--out", str(tmp_path / "sw"), "--workers", "0",
+            "--quiet", "--no-plots"]
+    res = subprocess.run([sys.executable, "-c", SWEEP_KILL, *argv], capture_output=True,
+                         text=True, timeout=300)
+    assert res.returncode == -9, res.stderr[-2000:]
+    cell = sweep.Grid.load(g).cells(tmp_path / "sw")[0]
+    d = Path(cell.dir)
+    metrics = (d / "metrics.json").read_bytes()
+    assert (d / "accuracy.png").exists() and not (d / "status.json").exists()
+    assert sweep.cell_state(cell) == "resume"
+    capsys.readouterr()
+    assert main(argv) == 0, capsys.readouterr().err
+    row = sweep.read_results(tmp_path / "sw").iloc[0]
+    assert row["status"] == "ok" and not row["reused"] and row["resumed_from_task"] == 2
+    assert json.loads((d / "status.json").read_text())["status"] == "ok"
+    assert (d / "metrics.json").read_bytes() == metrics
+
+
+# ------------------------------------------------------------------ full disk: every command
+def _golden_file(folder: Path) -> str:
+    from intsim.hw.golden import write_golden
+    path = folder / "g.h5"
+    if not path.exists():
+        write_golden("hdqt", "fcnet:8,8,8,4", batch=4, steps=1, seed=0, out=str(path))
+    return str(path)
+
+
+COMMANDS = {
+    "golden --out": lambda t, g: ["golden", "--numerics", "hdqt", "--model", "fcnet:8,8,8,4",
+                                  "--batch", "4", "--steps", "1", "--out", f"{t}/o/g.h5"],
+    "golden --hex": lambda t, g: ["golden", "--from", g, "--hex", f"{t}/o/hex"],
+    "vectors --out": lambda t, g: ["vectors", "--numerics", "hdqt", "--suites", "boundary",
+                                   "--kinds", "fwd", "--out", f"{t}/o/v.h5"],
+    "overflow-report --out": lambda t, g: ["overflow-report", g, "--out", f"{t}/o", "--no-plot"],
+    "overflow-report --train": lambda t, g: ["overflow-report", "--train", "hdqt", "--model",
+                                             "linear:4,8,4", "--steps", "2", "--out", f"{t}/o",
+                                             "--no-plot"],
+    "compare --json": lambda t, g: ["compare", g, g, "--json", f"{t}/o/c.json"],
+    "sweep": lambda t, g: ["sweep", "--grid", f"{t}/g.toml", "--out", f"{t}/o", "--workers",
+                           "0", "--quiet", "--no-plots"],
+}
+
+
+@pytest.mark.parametrize("command", list(COMMANDS))
+def test_full_disk_in_every_command_is_exit_4_naming_the_file(command, tmp_path, capsys,
+                                                               monkeypatch):
+    """Each output write fails (ENOSPC at its rename): one line naming the file meant under
+    --out, exit code 4, no traceback."""
+    import intsim.formats.atomic as atomic
+    (tmp_path / "g.toml").write_text(GRID_TINY)
+    argv = COMMANDS[command](tmp_path, _golden_file(tmp_path))
+    capsys.readouterr()
+    with monkeypatch.context() as m:
+        m.setattr(atomic.os, "replace", _enospc)
+        code = main(argv)
+    err = capsys.readouterr().err
+    assert code == 4, err
+    lines = [ln for ln in err.splitlines() if ": error: " in ln]
+    assert len(lines) == 1 and lines[0].startswith(f"intsim {argv[0]}: error: cannot write "
+                                                    f"{tmp_path}/o"), err
+    assert "No space left on device" in lines[0] and "Traceback" not in err
+
+
+HW_FULL_DISK = textwrap.dedent("""\
+    set -e
+    mkdir -p "$1/mnt"
+    mount -t tmpfs -o size=400k tmpfs "$1/mnt"
+    dd if=/dev/zero of="$1/mnt/fill" bs=1k count=300 2>/dev/null
+    set +e
+    "$2" -m intsim.cli golden --numerics hdqt --model fcnet:16,16,16,4 --batch 4 --steps 2 \\
+        --out "$1/mnt/g.h5" 2> "$1/err1"
+    echo $? > "$1/rc1"
+    "$2" -m intsim.cli overflow-report --train hdqt --model linear:64,128,64 --steps 4 \\
+        --events 100000 --out "$1/mnt/ovf" --no-plot > /dev/null 2> "$1/err2"
+    echo $? > "$1/rc2"
+    ls -A "$1/mnt" > "$1/left"
+    umount "$1/mnt"
+""")
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux") or not _can_mount_tmpfs(),
+                    reason="needs a user namespace to mount a small tmpfs")
+def test_real_full_tmpfs_golden_and_overflow_traces_do_not_crash(tmp_path):
+    """HDF5 files of the hardware commands on a nearly full tmpfs: exit code 4 with one line
+    naming the file (HDF5 used to segfault there), no probe file left behind."""
+    script = tmp_path / "full.sh"
+    script.write_text(HW_FULL_DISK)
+    subprocess.run(["unshare", "-rm", "sh", str(script), str(tmp_path), sys.executable],
+                   check=True, timeout=600)
+    for i, name in ((1, "g.h5"), (2, "trace.h5")):
+        err = (tmp_path / f"err{i}").read_text()
+        assert (tmp_path / f"rc{i}").read_text().strip() == "4", err
+        line = [ln for ln in err.splitlines() if ": error: " in ln]
+        assert len(line) == 1 and name in line[0] and "No space left" in line[0], err
+        assert "Traceback" not in err
+    assert ".intsim-space-probe" not in (tmp_path / "left").read_text()

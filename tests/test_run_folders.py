@@ -35,20 +35,32 @@ def snapshot(root: Path) -> dict[str, bytes]:
 
 
 # ------------------------------------------------------- nothing written outside --out
-def test_a_run_writes_only_into_out_and_the_cache(tmp_path):
-    """A whole `intsim cil` subprocess with HOME, TMPDIR, the working folder and the cache
-    inside tmp_path: every new file is under --out or INTSIM_CACHE."""
+GRID = ('datasets = ["synthetic"]\nmethods = ["icarl"]\nnumerics = ["hdqt"]\nseeds = [0]\n'
+        '[settings]\nepochs = 1\nbatch_size = 16\nmemory = 36\nhidden = 24\n'
+        '[settings.dataset_params]\nn_classes = 6\nn_subjects = 4\nwindows_per_cell = 10\n')
+
+
+@pytest.mark.parametrize("command", ["cil", "sweep"])
+def test_a_run_writes_only_into_out_and_the_cache(command, tmp_path):
+    """A whole `intsim cil` (or `intsim sweep` on a local Dask cluster) subprocess with HOME,
+    TMPDIR, the working folder and the cache inside tmp_path: every new file is under --out
+    or INTSIM_CACHE (the Dask workers' scratch space too), and none is left when it ends."""
     home, tmpdir, cwd, cache = (tmp_path / n for n in ("home", "tmp", "cwd", "cache"))
     for d in (home, tmpdir, cwd):
         d.mkdir()
     cfg = config(tmp_path)
+    (tmp_path / "g.toml").write_text(GRID)
     before = snapshot(tmp_path)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("INTSIM", "MPL", "XDG"))}
     env.update(HOME=str(home), TMPDIR=str(tmpdir), INTSIM_CACHE=str(cache))
-    res = subprocess.run([sys.executable, "-m", "intsim.cli", "cil", "--config", str(cfg),
-                          "--out", "runs/a", "--quiet", "--numerics", "hdqt"], cwd=cwd, env=env,
+    argv = (["cil", "--config", str(cfg), "--out", "runs/a", "--quiet", "--numerics", "hdqt"]
+            if command == "cil" else ["sweep", "--grid", str(tmp_path / "g.toml"), "--out",
+                                      "runs/a", "--workers", "1", "--quiet", "--no-plots"])
+    res = subprocess.run([sys.executable, "-m", "intsim.cli", *argv], cwd=cwd, env=env,
                          capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr
+    assert not res.stderr.strip(), res.stderr              # no warnings either
+    assert not (cwd / "runs" / "a" / ".dask-scratch").exists()
     new = sorted(set(snapshot(tmp_path)) - set(before))
     outside = [p for p in new if not p.startswith(("cwd/runs/a/", "cache/"))
                and not p.startswith("home/.cache/matplotlib/")]    # matplotlib's font cache

@@ -11,7 +11,8 @@ from intsim.cli import cost as cli_cost
 from intsim.cli import hw as cli_hw
 from intsim.cli import sweep as cli_sweep
 from intsim.cli import vectors as cli_vectors
-from intsim.cli.common import error
+from intsim.cli.common import STORAGE, error
+from intsim.formats.atomic import StorageError
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -33,5 +34,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return 0
     try:
         return args.func(args) or 0
+    except StorageError as err:            # an output file could not be written
+        return error(args.command, err, STORAGE)
     except (ValueError, FileNotFoundError, ImportError) as err:
         return error(args.command, err)

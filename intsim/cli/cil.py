@@ -137,6 +137,7 @@ def _fmt(v, spec=".2f") -> str:
 def run_errors(command: str, fn, out: str = "DIR"):
     """fn() -> int, with the errors of a run reported as one line and its exit code (see
     intsim.cli.common): bad input 2, diverged 3, storage 4, interrupted 130."""
+    again = "continue with --resume" if command == "cil" else "rerun with --overwrite"
     try:
         return fn()
     except RunDiverged as e:
@@ -147,11 +148,10 @@ def run_errors(command: str, fn, out: str = "DIR"):
     except OSError as e:                      # StorageError and any other I/O failure
         where = f" ({e.filename})" if getattr(e, "filename", None) and \
             str(e.filename) not in str(e) else ""
-        return error(command, f"{e}{where}; free space or fix the cause, then continue with "
-                              f"--resume", STORAGE)
+        return error(command, f"{e}{where}; free space or fix the cause, then {again}",
+                     STORAGE)
     except KeyboardInterrupt:
-        print(f"intsim {command}: interrupted; continue with --resume --out {out}",
-              file=sys.stderr)
+        print(f"intsim {command}: interrupted; {again} --out {out}", file=sys.stderr)
         return INTERRUPTED
 
 

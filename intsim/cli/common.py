@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import sys
 
+from intsim.formats.atomic import StorageError
+
 BAD_INPUT, DIVERGED, STORAGE, INTERRUPTED = 2, 3, 4, 130
 EXIT_CODES_HELP = ("exit status: 0 success; 2 bad input (one line on stderr); 3 training\n"
                    "diverged (metrics.json has status \"diverged\"); 4 an output file could\n"
@@ -27,3 +29,9 @@ def error(command: str, message: object, code: int = BAD_INPUT) -> int:
     text = " ".join(str(message).split("\n"))
     print(f"intsim {command}: error: {text}", file=sys.stderr)
     return code
+
+
+def fail(command: str, err: BaseException) -> int:
+    """error() with the exit code `err` calls for: STORAGE for a StorageError (an output file
+    that could not be written: full disk, permissions; the message names it), else BAD_INPUT."""
+    return error(command, err, STORAGE if isinstance(err, StorageError) else BAD_INPUT)

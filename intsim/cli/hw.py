@@ -11,8 +11,10 @@ import json
 import os
 import sys
 
-from intsim.cli.common import error
+from intsim.cli.common import error, fail
 from intsim.core.resolve import resolve_numerics
+from intsim.experiments.outputs import check_output_folder
+from intsim.formats.ownership import FolderBusy, hold, remove_if_unused, write_marker
 from intsim.formats.atomic import atomic_write_text
 from intsim.hw.compare import compare, format_report, to_json
 from intsim.hw.explain import explain
@@ -73,7 +75,8 @@ Per layer and matmul kind (fwd, grad_in, grad_w): saturation-event rate over tra
 histogram of tile partial sums, the observed maximum vs the A2Q-style worst-case bound
 tile·max|a|·max|b|, and the minimum accumulator width that would have avoided every event.
 Writes overflow_summary.csv, overflow_steps.csv, overflow_hist.csv and overflow.png into
---out; several inputs are drawn side by side.
+--out; several inputs are drawn side by side. --out must be new, empty or a folder of an
+earlier overflow-report (a folder holding files intsim did not write is refused).
 
 INPUT is a trace.h5 file (intsim.Trace.to_hdf5), a run folder containing one (e.g. an
 `intsim cil` run), or a golden/vectors file (`intsim golden`, `intsim vectors`: sizes the
@@ -124,8 +127,8 @@ def cmd_golden(args) -> int:
                            args.steps if args.steps is not None else 2, args.seed, args.out,
                            args.hex, select=args.select or (), events=args.events,
                            hex_options=opts)
-    except (ValueError, FileNotFoundError) as e:
-        return error("golden", e)
+    except (ValueError, OSError) as e:
+        return fail("golden", e)
     print(f"wrote {res.path}: {res.n_tensors} tensors, {res.n_matmuls} integer matmuls, "
           f"{res.steps} steps, losses {', '.join(f'{v:.6f}' for v in res.losses)}")
     if res.hex_manifest:
@@ -154,8 +157,8 @@ def cmd_compare(args) -> int:
     try:
         res = compare(args.golden, args.dump, bit_patterns=args.bit_patterns,
                       allow_extra=args.allow_extra, expect=args.expect or ())
-    except (ValueError, FileNotFoundError, OSError) as e:
-        return error("compare", e)
+    except (ValueError, OSError) as e:
+        return fail("compare", e)
     print(format_report(res, args.max_list))
     out = to_json(res)
     if args.explain and res.mismatches:
@@ -168,6 +171,27 @@ def cmd_compare(args) -> int:
     if args.json:
         atomic_write_text(args.json, json.dumps(out, indent=1, default=str) + "\n")
     return res.exit_code(args.require_all)
+
+
+def _train_traces(args, spec: str, out: str) -> str:
+    """Train under `spec` (overflow-report --train) into OUT/runs/NAME; returns that folder."""
+    dp = resolve_numerics(spec)
+    run_dir = os.path.join(out, "runs", dp.numerics.name)
+    if args.model:
+        print(f"training {args.model} on synthetic inputs under {dp.numerics.name} → "
+              f"{run_dir}", file=sys.stderr)
+        cfg = trace_model_run(dp, args.model, run_dir, args.steps or 50, args.seed,
+                              batch=args.batch, events=args.events)
+        print(f"  {cfg['steps']} steps, final loss {cfg['final_loss']:.4g}", file=sys.stderr)
+    else:
+        print(f"training FCNet on watch under {dp.numerics.name} → {run_dir}",
+              file=sys.stderr)
+        cfg = trace_training_run(dp, run_dir, args.epochs, args.seed, hidden=args.hidden,
+                                 batch=args.batch or 128,
+                                 max_steps=args.max_steps or args.steps, events=args.events)
+        print(f"  {cfg['steps']} steps, test accuracy {cfg['test_accuracy']:.3f}",
+              file=sys.stderr)
+    return run_dir
 
 
 def cmd_overflow(args) -> int:
@@ -185,30 +209,17 @@ def cmd_overflow(args) -> int:
     if names and len(names) != len(sources) + len(args.train or []):
         return error("overflow-report", "--names needs one name per input (and per --train)")
     out = args.out or "overflow-report"
+    new = not os.path.exists(out)
     try:
-        for spec in args.train or []:
-            dp = resolve_numerics(spec)
-            run_dir = os.path.join(out, "runs", dp.numerics.name)
-            if args.model:
-                print(f"training {args.model} on synthetic inputs under {dp.numerics.name} → "
-                      f"{run_dir}", file=sys.stderr)
-                cfg = trace_model_run(dp, args.model, run_dir, args.steps or 50, args.seed,
-                                      batch=args.batch, events=args.events)
-                print(f"  {cfg['steps']} steps, final loss {cfg['final_loss']:.4g}",
-                      file=sys.stderr)
-            else:
-                print(f"training FCNet on watch under {dp.numerics.name} → {run_dir}",
-                      file=sys.stderr)
-                cfg = trace_training_run(dp, run_dir, args.epochs, args.seed,
-                                         hidden=args.hidden, batch=args.batch or 128,
-                                         max_steps=args.max_steps or args.steps,
-                                         events=args.events)
-                print(f"  {cfg['steps']} steps, test accuracy {cfg['test_accuracy']:.3f}",
-                      file=sys.stderr)
-            sources.append(run_dir)
-        summary = report(sources, out, names, plot=not args.no_plot)
-    except (ValueError, FileNotFoundError, OSError) as e:
-        return error("overflow-report", e)
+        check_output_folder(out, "overflow-report")
+        with hold(out, "intsim overflow-report"):
+            write_marker(out, "overflow-report")
+            sources += [_train_traces(args, spec, out) for spec in args.train or []]
+            summary = report(sources, out, names, plot=not args.no_plot)
+    except (ValueError, OSError, FolderBusy) as e:
+        if new:                  # bad input leaves no empty folder behind
+            remove_if_unused(out)
+        return fail("overflow-report", e)
     print(format_table(summary))
     ev = format_events(summary.attrs.get("events"), summary.attrs.get("logged", {}))
     if ev:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from intsim.cli.common import error
+from intsim.cli.common import fail
 from intsim.cli.hw import add_hex_options, hex_options_from, print_coverage
 from intsim.core.modes import MatmulKind
 from intsim.hw.golden import write_vectors_file
@@ -46,8 +46,8 @@ def cmd_vectors(args) -> int:
                                       args.select or ())
         notes = root["notes"]
         res = write_vectors_file(tensors, root, args.out, args.hex, hex_options_from(args))
-    except (ValueError, FileNotFoundError) as e:
-        return error("vectors", e)
+    except (ValueError, OSError) as e:
+        return fail("vectors", e)
     print(f"wrote {res.path}: {res.n_tensors} tensors, {res.n_matmuls} integer matmuls")
     for n in filter(None, notes.split("\n")):
         print(f"skipped: {n}")

@@ -1,7 +1,7 @@
 """Where the commands write: one policy for the output folders of intsim cil, demo and sweep.
 
 Every folder intsim makes for output carries the marker .intsim.json with its kind ("run",
-"demo", "sweep"; intsim.formats.ownership). For an output folder DIR:
+"demo", "sweep", "overflow-report"; intsim.formats.ownership). For an output folder DIR:
 
     DIR absent or empty                 created and marked; the command writes into it
     DIR marked as this kind             intsim's own: the command's rules for an existing
@@ -64,8 +64,9 @@ def check_output_folder(folder: os.PathLike | str, kind: str, flag: str = "--out
     if found == kind:
         return True
     if found is not None:
-        raise ConfigError(f"{flag} {p} is an intsim {found} folder, not a {kind} folder; "
-                          f"choose another {flag}")
+        article = "an" if kind[0] in "aeiou" else "a"
+        raise ConfigError(f"{flag} {p} is an intsim {found} folder, not {article} {kind} "
+                          f"folder; choose another {flag}")
     shown = ", ".join(entries[:3]) + (", …" if len(entries) > 3 else "")
     raise ConfigError(f"{flag} {p} is not empty ({shown}) and was not made by intsim (no "
                       f"{MARKER}); intsim writes only into a new, empty or intsim-made folder "

@@ -97,7 +97,9 @@ import h5py
 import numpy as np
 
 from intsim.core.ranges import width_of_range
-from intsim.formats.atomic import atomic_path
+from intsim.formats.atomic import atomic_path, storage
+from intsim.formats.run_folder import (SPACE_MARGIN, append_bytes_bound, ensure_space,
+                                       remove_space_probe)
 
 FORMAT = "intsim-golden"
 FORMAT_VERSION = 2
@@ -137,7 +139,16 @@ def write_hdf5(tensors: list, root: dict, out: str, groups: Optional[dict] = Non
                trace=None, coverage: Optional[dict] = None) -> None:
     """Write the tensors (already in execution order), root attributes, matmul descriptors
     (group path -> attributes), the trace (an intsim Trace, group "trace") and the coverage
-    tables atomically."""
+    tables atomically. The file system must have room for a bound on the file's size first
+    (formats.run_folder.ensure_space: HDF5 must never meet a full disk, it may crash there);
+    StorageError naming `out` otherwise."""
+    folder = os.path.dirname(os.path.abspath(out))
+    with storage(out):
+        os.makedirs(folder, exist_ok=True)
+    try:
+        ensure_space(out, _size_bound(tensors, groups, trace, coverage))
+    finally:
+        remove_space_probe(folder)
     with atomic_path(out) as tmp:
         with h5py.File(tmp, "w") as f:
             for k, v in root.items():
@@ -157,6 +168,20 @@ def write_hdf5(tensors: list, root: dict, out: str, groups: Optional[dict] = Non
                 _write_coverage(f, coverage)
         if trace is not None and len(trace.records):
             trace.to_hdf5(tmp, "trace")
+
+
+def _size_bound(tensors: list, groups: Optional[dict], trace, coverage: Optional[dict]) -> int:
+    """An upper bound on the bytes of a golden file: each tensor's data, path and attributes
+    plus 4 KiB of HDF5 object header, each group and coverage column 4 KiB plus its data,
+    the trace as run_folder.append_bytes_bound counts it."""
+    total = sum(t.value.nbytes + len(t.path) + 64 * len(t.attrs) + 4096 for t in tensors)
+    total += 4096 * len(groups or {}) + sum(len(str(v)) for g in (groups or {}).values()
+                                            for v in g.values())
+    for table in ("matmuls", "quantizers") if coverage else ():
+        total += sum(4096 + 64 * len(v) for v in coverage[table].values())
+    if trace is not None and len(trace.records):
+        total += append_bytes_bound(trace)
+    return int(1.25 * total) + SPACE_MARGIN
 
 
 def _write_coverage(f: h5py.File, cov: dict) -> None:

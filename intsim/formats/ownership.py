@@ -1,7 +1,8 @@
 """Which folders intsim made, which files in them are its own, and who is using one now.
 
     .intsim.json    the marker, written first into every folder intsim makes for its output:
-                    {"format": "intsim-folder", "kind": "run" | "demo" | "sweep",
+                    {"format": "intsim-folder", "kind": "run" | "demo" | "sweep" |
+                     "overflow-report",
                      "intsim_version": …, "created": ISO time}
     .intsim.lock    an OS lock (fcntl.flock, exclusive) held for the whole lifetime of a run,
                     demo or sweep; the holder's pid, host, command and start time are written
@@ -109,6 +110,21 @@ def remove_own_files(folder: os.PathLike | str, names: Iterable[str],
     return removed
 
 
+def remove_if_unused(folder: os.PathLike | str) -> bool:
+    """Delete `folder` when it holds nothing but intsim's bookkeeping files (a command that
+    made it and then failed before writing anything); True when it was removed."""
+    p = Path(folder)
+    if not p.is_dir() or user_entries(p):
+        return False
+    for n in BOOKKEEPING:
+        (p / n).unlink(missing_ok=True)
+    try:
+        p.rmdir()
+    except OSError:
+        return False
+    return True
+
+
 # ---------------------------------------------------------------------------- the lock
 _HELD: dict[str, list] = {}            # real path -> [thread ident, count, fd]
 _HELD_LOCK = threading.Lock()
@@ -162,8 +178,11 @@ def hold(folder: os.PathLike | str, command: Optional[str] = None) -> Iterator[P
         info = {"pid": os.getpid(), "host": socket.gethostname(),
                 "command": command or " ".join(["intsim", *sys.argv[1:2]]),
                 "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, (json.dumps(info) + "\n").encode(), 0)
+        try:                   # who holds it is advice for others; the lock is what counts
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, (json.dumps(info) + "\n").encode(), 0)
+        except OSError:        # a full disk: the first real write then names its file
+            pass
         with _HELD_LOCK:
             _HELD[key] = [me, 1, fd]
         try:

@@ -25,6 +25,8 @@ from intsim.core.rng import SRStream
 from intsim.core.trace import Trace
 from intsim.datasets import load_dataset, minmax_preprocess
 from intsim.formats.atomic import atomic_path, atomic_write_text
+from intsim.formats.run_folder import (SPACE_MARGIN, append_trace, ensure_space,
+                                       remove_space_probe)
 from intsim.hw.model_spec import parse_model
 from intsim.models.networks import FCNet, IncrementalNet
 from intsim.nn.module import child_seed
@@ -90,6 +92,7 @@ def trace_training_run(numerics: NumericsSource, out_dir: str, epochs: int = 5,
     path = os.path.join(out_dir, "trace.h5")
     step, losses = 0, []
     toml_text = dumps(nm, seed=dp.seed)
+    ensure_space(path, SPACE_MARGIN)           # HDF5 never meets a full disk (run_folder)
     with atomic_path(path) as tmp:
         with h5py.File(tmp, "w") as f:
             f.attrs["datapath"] = toml_text
@@ -102,7 +105,7 @@ def trace_training_run(numerics: NumericsSource, out_dir: str, epochs: int = 5,
                                            epoch_batches(len(Xtr), batch, shuffle), opt, step,
                                            hooks, max_steps=max_steps)
             losses += batch_losses
-            trace.to_hdf5(tmp, "trace")
+            append_trace(trace, tmp)
             trace.clear()
             if max_steps is not None and step >= max_steps:
                 break
@@ -118,6 +121,7 @@ def trace_training_run(numerics: NumericsSource, out_dir: str, epochs: int = 5,
                momentum=momentum, seed=seed, sr_seed=sr_seed, max_steps=max_steps,
                final_loss=losses[-1] if losses else None, test_accuracy=acc,
                intsim_version=__version__)
+    remove_space_probe(out_dir)
     atomic_write_text(os.path.join(out_dir, "config.json"), json.dumps(cfg, indent=1) + "\n")
     return cfg
 
@@ -148,6 +152,7 @@ def trace_model_run(numerics: NumericsSource, model: str, out_dir: str, steps: i
     os.makedirs(out_dir, exist_ok=True)
     toml_text = dumps(nm, seed=dp.seed)
     losses = []
+    ensure_space(os.path.join(out_dir, "trace.h5"), SPACE_MARGIN)
     with atomic_path(os.path.join(out_dir, "trace.h5")) as tmp:
         with h5py.File(tmp, "w") as f:
             f.attrs.update(datapath=toml_text, numerics=nm.name, intsim_version=__version__,
@@ -157,12 +162,13 @@ def trace_model_run(numerics: NumericsSource, model: str, out_dir: str, steps: i
             x, target = spec.synthetic_batch(data, batch)
             losses.append(sgd_step(opt, step_fn, x, target))
             if (step + 1) % FLUSH_EVERY == 0 or step + 1 == steps:
-                trace.to_hdf5(tmp, "trace")
+                append_trace(trace, tmp)
                 trace.clear()
     net.set_trace(None)
     cfg = dict(datapath=toml_text, numerics=nm.name, model=str(spec),
                data="synthetic: x ~ default_rng(seed).uniform(-1, 1), labels or projection r",
                steps=steps, batch=batch, lr=lr, momentum=momentum, seed=seed, sr_seed=sr_seed,
                events=events or 0, final_loss=losses[-1], intsim_version=__version__)
+    remove_space_probe(out_dir)
     atomic_write_text(os.path.join(out_dir, "config.json"), json.dumps(cfg, indent=1) + "\n")
     return cfg

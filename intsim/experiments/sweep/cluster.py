@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 from contextlib import contextmanager
 from typing import Optional
 
@@ -103,10 +104,11 @@ def thread_env(threads: int = 1) -> dict:
 
 @contextmanager
 def dask_client(scheduler=None, workers: Optional[int] = None, threads: int = 1,
-                quiet: bool = False):
+                quiet: bool = False, local_directory: Optional[str] = None):
     """A dask.distributed Client: of `scheduler` (address or Client, used unchanged) or of a new
     LocalCluster with `workers` single-threaded worker processes whose thread pools are limited
-    to `threads` (closed on exit)."""
+    to `threads` (closed on exit). `local_directory`: the workers' scratch space (default
+    Dask's, in the system temp folder), removed when the cluster closes."""
     try:
         import dask
         from dask.distributed import Client, LocalCluster
@@ -140,10 +142,15 @@ def dask_client(scheduler=None, workers: Optional[int] = None, threads: int = 1,
     pre.update({k: v for k, v in env.items() if k != "NUMBA_NUM_THREADS"})
     saved = {k: os.environ.get(k) for k in (*pre, "PYTHONHASHSEED", *env)}
     try:
-        with dask.config.set({"distributed.nanny.pre-spawn-environ": pre}):
+        conf = {"distributed.nanny.pre-spawn-environ": pre}
+        if local_directory is not None:        # the scheduler's and nanny's scratch too
+            conf["temporary-directory"] = local_directory
+        with dask.config.set(conf):
+            # dashboard on a free port: a fixed one collides with other clusters (a warning)
             cluster = LocalCluster(n_workers=int(workers or default_workers()),
                                    threads_per_worker=1, processes=True,
-                                   dashboard_address=None, env=env,
+                                   dashboard_address=":0", env=env,
+                                   local_directory=local_directory,
                                    silence_logs=logging.CRITICAL if quiet else logging.ERROR)
         try:
             client = Client(cluster)
@@ -153,6 +160,8 @@ def dask_client(scheduler=None, workers: Optional[int] = None, threads: int = 1,
                 client.close()
         finally:
             cluster.close()
+            if local_directory is not None:
+                shutil.rmtree(local_directory, ignore_errors=True)
     finally:
         for k, v in saved.items():
             if v is None:

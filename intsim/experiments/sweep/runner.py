@@ -26,6 +26,10 @@ from intsim.formats.atomic import atomic_path, atomic_write_text
 from intsim.formats.ownership import hold, write_marker
 from intsim.formats.run_folder import jsonable
 
+#: the local Dask workers' scratch space, inside the sweep folder (nothing is written outside
+#: --out); removed when the cluster closes
+SCRATCH = ".dask-scratch"
+
 
 @dataclass
 class SweepResult:
@@ -98,7 +102,8 @@ def _sweep(grid, cells, out, scheduler, workers, threads, quiet, plots,
             for c in todo:
                 done(c, run_cell(c.to_dict()))
         elif todo:
-            _run_on_dask(todo, done, scheduler, n_local, threads, quiet)
+            _run_on_dask(todo, done, scheduler, n_local, threads, quiet,
+                         os.fspath(out / SCRATCH))
     finally:
         progress.sweep_end()
     results = results_frame([rows[c.id] for c in cells], grid.field_names)
@@ -116,8 +121,8 @@ def _sweep(grid, cells, out, scheduler, workers, threads, quiet, plots,
                        seconds=time.perf_counter() - t_start, n_diverged=n_diverged)
 
 
-def _run_on_dask(todo: list, done, scheduler, workers, threads, quiet) -> None:
-    with dask_client(scheduler, workers, threads, quiet) as client:
+def _run_on_dask(todo: list, done, scheduler, workers, threads, quiet, scratch) -> None:
+    with dask_client(scheduler, workers, threads, quiet, local_directory=scratch) as client:
         from dask.distributed import as_completed
         futures = {}
         for c in todo:

@@ -28,6 +28,12 @@ if TYPE_CHECKING:
 MODES = AccMode.values()
 
 
+def kernel_path() -> str:
+    """The int_matmul kernel path this process runs, as `intsim bench` reports it: "generic"
+    (kernels.accumulate.tiled_matmul, int16/32/64 lanes, every mode and width)."""
+    return "generic"
+
+
 @dataclass(frozen=True)
 class Accumulator:
     """An accumulator datapath: register width, K-tile, overflow mode, tile-sum register."""

@@ -4,18 +4,26 @@ For x (B, C, H, W), kernel k, stride s, padding p, Ho = (H + 2p - k)//s + 1 (Wo 
 L = Ho·Wo, K = C·k·k, and x_pad the zero-padded input:
 
     unfold    cols[b, ho·Wo + wo, (c·k + i)·k + j]     = x_pad[b, c, s·ho + i, s·wo + j]
-    unfold_t  cols_t[(c·k + i)·k + j, (b·Ho + ho)·Wo + wo] = the same value
     fold      dx[b, c, h, w] = Σ_{(i, j) ascending} cols[b, ho·Wo + wo, (c·k + i)·k + j]
                               over the (i, j, ho, wo) with s·ho + i = h + p, s·wo + j = w + p
-    fold_t    the same from cols_t
+    fold_t    the same from cols_t[(c·k + i)·k + j, (b·Ho + ho)·Wo + wo] (= cols[b, ho·Wo + wo, ·])
 
 fold's sum starts from 0 and adds the entries of each pixel in kernel-offset order (i, then j),
 in the dtype of cols: the order of PyTorch's col2im (one strided slice add per offset), so the
 float results equal the references below bit for bit. unfold copies values (any dtype; padding
-is 0). All kernels are serial loops over the output (each output written once).
+is 0). Serial loops. (The float path's transposed unfold stays a NumPy window copy in nn.conv:
+it is a long contiguous copy that NumPy already does at memory speed.)
 """
 import numba
 import numpy as np
+
+
+@numba.njit(cache=True, inline="always")
+def _span(i, p, s, n, n_out):
+    """The outputs o in [lo, hi) whose input index s·o + i - p lies in [0, n)."""
+    lo = max(0, (p - i + s - 1) // s)
+    hi = min(n_out, (n - 1 + p - i) // s + 1)
+    return lo, max(lo, hi)
 
 
 @numba.njit(cache=True)
@@ -39,43 +47,21 @@ def unfold(x, k, s, p, Ho, Wo, out):
 
 
 @numba.njit(cache=True)
-def unfold_t(x, k, s, p, Ho, Wo, out):
-    """x (B, C, H, W) → out (C·k·k, B·Ho·Wo) (module docstring)."""
-    B, C, H, W = x.shape
-    for c in range(C):
-        for i in range(k):
-            for j in range(k):
-                row = out[(c * k + i) * k + j]
-                for b in range(B):
-                    for ho in range(Ho):
-                        h = s * ho + i - p
-                        o = (b * Ho + ho) * Wo
-                        if h < 0 or h >= H:
-                            for wo in range(Wo):
-                                row[o + wo] = 0
-                            continue
-                        for wo in range(Wo):
-                            w = s * wo + j - p
-                            row[o + wo] = x[b, c, h, w] if 0 <= w < W else 0
-
-
-@numba.njit(cache=True)
 def fold(cols, k, s, p, Ho, Wo, out):
     """cols (B, Ho·Wo, C·k·k) → out (B, C, H, W), zero-filled by the caller (module docstring)."""
     B, C, H, W = out.shape
     for b in range(B):
         for c in range(C):
             for i in range(k):
+                h_lo, h_hi = _span(i, p, s, H, Ho)
                 for j in range(k):
+                    w_lo, w_hi = _span(j, p, s, W, Wo)
                     col = (c * k + i) * k + j
-                    for ho in range(Ho):
-                        h = s * ho + i - p
-                        if h < 0 or h >= H:
-                            continue
-                        for wo in range(Wo):
-                            w = s * wo + j - p
-                            if 0 <= w < W:
-                                out[b, c, h, w] += cols[b, ho * Wo + wo, col]
+                    for ho in range(h_lo, h_hi):
+                        orow = out[b, c, s * ho + i - p]
+                        cb = cols[b]
+                        for wo in range(w_lo, w_hi):
+                            orow[s * wo + j - p] += cb[ho * Wo + wo, col]
 
 
 @numba.njit(cache=True)
@@ -85,22 +71,20 @@ def fold_t(cols_t, k, s, p, Ho, Wo, out):
     for b in range(B):
         for c in range(C):
             for i in range(k):
+                h_lo, h_hi = _span(i, p, s, H, Ho)
                 for j in range(k):
+                    w_lo, w_hi = _span(j, p, s, W, Wo)
                     row = cols_t[(c * k + i) * k + j]
-                    for ho in range(Ho):
-                        h = s * ho + i - p
-                        if h < 0 or h >= H:
-                            continue
+                    for ho in range(h_lo, h_hi):
+                        orow = out[b, c, s * ho + i - p]
                         o = (b * Ho + ho) * Wo
-                        for wo in range(Wo):
-                            w = s * wo + j - p
-                            if 0 <= w < W:
-                                out[b, c, h, w] += row[o + wo]
+                        for wo in range(w_lo, w_hi):
+                            orow[s * wo + j - p] += row[o + wo]
 
 
 # --- NumPy references (sliding windows and one strided slice add per kernel offset) ---------
 
-def _windows(x, k, s, p, Ho, Wo):
+def windows(x, k, s, p, Ho, Wo):
     """(B, C, Ho, Wo, k, k) view of the padded x."""
     if p:
         x = np.pad(x, ((0, 0), (0, 0), (p, p), (p, p)))
@@ -110,12 +94,7 @@ def _windows(x, k, s, p, Ho, Wo):
 
 def unfold_reference(x, k, s, p, Ho, Wo):
     B, C = x.shape[:2]
-    return _windows(x, k, s, p, Ho, Wo).transpose(0, 2, 3, 1, 4, 5).reshape(B, Ho * Wo, C * k * k)
-
-
-def unfold_t_reference(x, k, s, p, Ho, Wo):
-    B, C = x.shape[:2]
-    return _windows(x, k, s, p, Ho, Wo).transpose(1, 4, 5, 0, 2, 3).reshape(C * k * k, B * Ho * Wo)
+    return windows(x, k, s, p, Ho, Wo).transpose(0, 2, 3, 1, 4, 5).reshape(B, Ho * Wo, C * k * k)
 
 
 def fold_reference(cols, x_shape, k, s, p, Ho, Wo):

@@ -68,10 +68,8 @@ def im2col_t(x: np.ndarray, k: int, stride: int = 1, padding: int = 0) -> np.nda
     cols_T[(c, i, j), (b, ho, wo)] = cols[b, l, (c, i, j)]."""
     B, C = x.shape[:2]
     Ho, Wo = _out_hw(x.shape, k, stride, padding)
-    out = np.empty((C * k * k, B * Ho * Wo), x.dtype)
-    if out.size:
-        U.unfold_t(np.ascontiguousarray(x), k, stride, padding, Ho, Wo, out)
-    return out
+    win = U.windows(x, k, stride, padding, Ho, Wo)                 # (B, C, Ho, Wo, k, k)
+    return win.transpose(1, 4, 5, 0, 2, 3).reshape(C * k * k, B * Ho * Wo)
 
 
 def col2im_t(cols_t: np.ndarray, x_shape: tuple[int, int, int, int], k: int, stride: int = 1,

@@ -38,7 +38,8 @@ def _floats(rng, shape, dtype):
 def _same(a, b):
     assert a.shape == b.shape and a.dtype == b.dtype
     if a.dtype.kind == "f":
-        np.testing.assert_array_equal(a.view(np.uint8), np.ascontiguousarray(b).view(np.uint8))
+        np.testing.assert_array_equal(np.ascontiguousarray(a).view(np.uint8),
+                                      np.ascontiguousarray(b).view(np.uint8))
     else:
         np.testing.assert_array_equal(a, b)
 

@@ -66,15 +66,16 @@ def fold(cols, k, s, p, Ho, Wo, out):
 
 @numba.njit(cache=True)
 def fold_t(cols_t, k, s, p, Ho, Wo, out):
-    """cols_t (C·k·k, B·Ho·Wo) → out (B, C, H, W), zero-filled by the caller."""
+    """cols_t (C·k·k, B·Ho·Wo) → out (B, C, H, W), zero-filled by the caller. Reads cols_t
+    row by row (rows in (c, i, j) order, so each pixel still sums in kernel-offset order)."""
     B, C, H, W = out.shape
-    for b in range(B):
-        for c in range(C):
-            for i in range(k):
-                h_lo, h_hi = _span(i, p, s, H, Ho)
-                for j in range(k):
-                    w_lo, w_hi = _span(j, p, s, W, Wo)
-                    row = cols_t[(c * k + i) * k + j]
+    for c in range(C):
+        for i in range(k):
+            h_lo, h_hi = _span(i, p, s, H, Ho)
+            for j in range(k):
+                w_lo, w_hi = _span(j, p, s, W, Wo)
+                row = cols_t[(c * k + i) * k + j]
+                for b in range(B):
                     for ho in range(h_lo, h_hi):
                         orow = out[b, c, s * ho + i - p]
                         o = (b * Ho + ho) * Wo

@@ -302,7 +302,7 @@ def quantize_groups(x: np.ndarray, spec: QuantSpec, rng: RandomSource = None,
     if fast:
         amax, neg, finite = KG.absmax_min_groups(flat)
         signed = bool(neg[0]) if spec.signed is None else spec.signed
-        fast = finite and (spec.signed is not None or bool((neg == neg[0]).all())) \
+        fast = finite and (spec.signed is not None or bool(((neg > 0) == (neg[0] > 0)).all())) \
             and (signed or not neg.any())
     if fast:
         qmin, qmax = code_range(spec.bits, signed, spec.symmetric)

@@ -319,7 +319,8 @@ def format_table(records: list[dict]) -> str:
     loads = [r["load_1min"] for r in records if "load_1min" in r]
     head = f"kernel path: {', '.join(paths)}"
     if loads:
-        head += f"; load average (1 min) {min(loads):.1f}–{max(loads):.1f} on {os.cpu_count()} cores"
+        head += (f"; load average (1 min) {min(loads):.1f}–{max(loads):.1f} on "
+                 f"{os.cpu_count()} cores")
     lines = [head, f"{'case':44s} {'ours (ms)':>10s} {'base (ms)':>10s} {'ratio':>6s} "
                    f"{'p25–p75':>11s} clock"]
     for r in records:

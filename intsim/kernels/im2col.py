@@ -6,7 +6,7 @@ L = Ho·Wo, K = C·k·k, and x_pad the zero-padded input:
     unfold    cols[b, ho·Wo + wo, (c·k + i)·k + j]     = x_pad[b, c, s·ho + i, s·wo + j]
     fold      dx[b, c, h, w] = Σ_{(i, j) ascending} cols[b, ho·Wo + wo, (c·k + i)·k + j]
                               over the (i, j, ho, wo) with s·ho + i = h + p, s·wo + j = w + p
-    fold_t    the same from cols_t[(c·k + i)·k + j, (b·Ho + ho)·Wo + wo] (= cols[b, ho·Wo + wo, ·])
+    fold_t    the same from cols_t[(c·k + i)·k + j, (b·Ho + ho)·Wo + wo]
 
 fold's sum starts from 0 and adds the entries of each pixel in kernel-offset order (i, then j),
 in the dtype of cols: the order of PyTorch's col2im (one strided slice add per offset), so the
@@ -48,7 +48,7 @@ def unfold(x, k, s, p, Ho, Wo, out):
 
 @numba.njit(cache=True)
 def fold(cols, k, s, p, Ho, Wo, out):
-    """cols (B, Ho·Wo, C·k·k) → out (B, C, H, W), zero-filled by the caller (module docstring)."""
+    """cols (B, Ho·Wo, C·k·k) → out (B, C, H, W), zero-filled by the caller."""
     B, C, H, W = out.shape
     for b in range(B):
         for c in range(C):

@@ -288,7 +288,8 @@ class GroupCodes:
 def quantize_groups(x: np.ndarray, spec: QuantSpec, rng: RandomSource = None,
                     label: str = "") -> GroupCodes:
     """quantize_spec(x[g], spec, rng) for g = 0, 1, … in order (one SR draw per group), with
-    the same bits, in one pass over x.
+    the same bits: one absmax scan over all groups, then quantize's kernel per group without
+    quantize()'s per-call argument checks.
 
     x (G, ...) float32 C-contiguous. The single pass covers the int format when every group
     has the same signedness and finite values; otherwise (mixed signedness, log2 format,
@@ -321,12 +322,10 @@ def quantize_groups(x: np.ndarray, spec: QuantSpec, rng: RandomSource = None,
                           any(q.signed for q in qs))
     m = np.array([v[0] for v in ms], np.float32)
     sc = np.array([v[1] for v in ms], np.float32)
-    keys, offsets = np.zeros(G, np.uint64), np.zeros(G, np.int64)
-    if spec.stochastic:
-        for g in range(G):
-            d = _next_draw(rng)
-            keys[g], offsets[g] = d.key, d.offset
     codes = np.empty(flat.shape, dtype=code_dtype(spec.bits, signed))
-    KG.quantize_groups_kernel(flat, codes, m, sc, Rounding(spec.rounding).code, qmin, qmax,
-                             spec.sr_bits, keys, offsets)
+    mode = Rounding(spec.rounding).code
+    for g in range(G):                  # the draws in group order, as the loop makes them
+        d = _next_draw(rng) if spec.stochastic else None
+        K.quantize_kernel(flat[g], codes[g], m[g], sc[g], mode, qmin, qmax, spec.sr_bits,
+                          np.uint64(d.key if d else 0), d.offset if d else 0)
     return GroupCodes(codes.reshape(x.shape), sc, m, qmin, qmax, signed)

@@ -1,17 +1,13 @@
-"""Quantization of G groups in one call: each group its own clamp point m[g], scale s[g] and
-stochastic-rounding draw (keys[g], offsets[g]); the per-element rule is kernels.quantize's
-(_quantize_range), so group g's codes equal quantize_kernel on x[g] with those arguments.
+"""The statistics quantization needs for G groups in one pass (core.quantizer.quantize_groups):
 
     absmax_min_groups(x (G, n))  → (max|x[g]| (G,) float32, count of x[g] < 0 (G,), all finite)
-    quantize_groups_kernel       → out[g, i] = the code of x[g, i] (kernels.quantize docstring)
 
-Serial over groups (each group's work is small; results never depend on threads). References:
-kernels.quantize.quantize_reference per group, and the per-group absmax below.
+Serial over groups (results never depend on threads). Reference: the NumPy version below.
 """
 import numba
 import numpy as np
 
-from intsim.kernels.quantize import ABS_MASK, INF_BITS, _quantize_range
+from intsim.kernels.quantize import ABS_MASK, INF_BITS
 
 
 @numba.njit(cache=True)
@@ -35,15 +31,6 @@ def absmax_min_groups(x: np.ndarray):
     neg = np.zeros(G, np.int64)
     _absmax_bits_groups(x, x.view(np.int32), amax, neg)
     return amax.view(np.float32), neg, bool((amax < INF_BITS).all())
-
-
-@numba.njit(cache=True)
-def quantize_groups_kernel(x, out, m, s, mode, qmin, qmax, sr_bits, keys, offsets):
-    """x (G, n) float32, out (G, n) integer codes; m, s (G,) float32; keys (G,) uint64,
-    offsets (G,) int64 (ignored unless mode is STOCHASTIC)."""
-    for g in range(x.shape[0]):
-        _quantize_range(x[g], out[g], m[g], s[g], mode, qmin, qmax, sr_bits, keys[g],
-                        offsets[g])
 
 
 def absmax_min_groups_reference(x: np.ndarray):

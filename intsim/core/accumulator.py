@@ -30,8 +30,12 @@ MODES = AccMode.values()
 
 def kernel_path() -> str:
     """The int_matmul kernel path this process runs, as `intsim bench` reports it: "generic"
-    (kernels.accumulate.tiled_matmul, int16/32/64 lanes, every mode and width)."""
-    return "generic"
+    (INTSIM_KERNELS=generic: kernels.accumulate.tiled_matmul for every call), else "fast"
+    with the kernels available on this CPU (kernels.matmul_int8; traced calls and datapaths
+    the fast kernels cannot compute exactly still run the generic kernel)."""
+    if F.KERNELS == "generic":
+        return "generic"
+    return "fast (int8 product tables" + (", AVX2 pmaddubsw pairs)" if F.PAIRS else ")")
 
 
 @dataclass(frozen=True)

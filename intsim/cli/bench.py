@@ -7,13 +7,18 @@ from pathlib import Path
 from intsim.cli.common import error
 from intsim.experiments import bench
 
-DESCRIPTION = ("Time intsim's kernels and an FCNet training step against a baseline measured "
-               "in the same run (float32 BLAS, dense Hadamard, np.round, an fp32 step). Prints "
-               "median seconds and ratio = ours / baseline.")
+DESCRIPTION = ("Time intsim's kernels, FCNet and ResNet-32 training steps and a CIL run against "
+               "a baseline measured in the same run (float32 BLAS on the same shapes, a copy of "
+               "the same array, np.round, the fp32 step, the convolutions' sgemms). Candidate "
+               "and baseline are interleaved per repeat; each case prints the median seconds, "
+               "the median of the paired ratios ours / baseline and their 25th-75th percentile "
+               "spread. Cases ending in /t1 run on one Numba and BLAS thread in thread CPU time, "
+               "/t2 on two threads on the wall clock. The header names the int_matmul kernel "
+               "path and the machine load.")
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser("bench", help="speed of kernels and a training step vs a baseline",
+    p = subparsers.add_parser("bench", help="speed of kernels and training steps vs a baseline",
                               description=DESCRIPTION)
     p.add_argument("--json", metavar="PATH", help="also write the records as JSON here")
     p.add_argument("--quick", action="store_true", help="fewer repeats (noisier)")

@@ -28,6 +28,16 @@ if TYPE_CHECKING:
 MODES = AccMode.values()
 
 
+def kernel_path() -> str:
+    """The int_matmul kernel path this process runs, as `intsim bench` reports it: "generic"
+    (INTSIM_KERNELS=generic: kernels.accumulate.tiled_matmul for every call), else "fast"
+    with the kernels available on this CPU (kernels.matmul_int8; traced calls and datapaths
+    the fast kernels cannot compute exactly still run the generic kernel)."""
+    if F.KERNELS == "generic":
+        return "generic"
+    return "fast (int8 product tables" + (", AVX2 pmaddubsw pairs)" if F.PAIRS else ")")
+
+
 @dataclass(frozen=True)
 class Accumulator:
     """An accumulator datapath: register width, K-tile, overflow mode, tile-sum register."""

@@ -35,7 +35,7 @@ from intsim.core.hadamard import hadamard_transform
 from intsim.core.modes import (PRODUCTS, MatmulKind, OperandRole, Product, RescaleOrder, SteRule,
                                label)
 from intsim.core.numerics import Numerics
-from intsim.core.quantizer import QuantSpec, quantize_spec
+from intsim.core.quantizer import QuantSpec, quantize_groups, quantize_spec
 from intsim.core.modes import label as operand_label
 from intsim.core.ranges import product_operand_ranges
 from intsim.core.rng import SRStream
@@ -117,17 +117,12 @@ def make_operand(x: np.ndarray, spec: Optional[QuantSpec], rng: Optional[SRStrea
         _record(label + "/scale", q.scale)
         _record(label + "/m", q.clip_value)         # … and its clamp point m (NUMERICS §2)
         return Operand(q.codes, q.scale, None if np.isinf(q.clip_value) else q.clip_value)
-    qs = [quantize_spec(xf[g], spec, rng, None, label) for g in range(xf.shape[0])]
-    if len(qs) == 1:
-        codes = qs[0].codes[None]
-    else:
-        codes = np.stack([q.codes for q in qs]) if qs else np.zeros(x.shape, np.int8)
-    scales = np.array([q.scale for q in qs], np.float32)
-    clips = np.array([q.clip_value for q in qs], np.float32)
-    if trace is not None and qs:
+    q = quantize_groups(xf, spec, rng, label)       # = quantize_spec per group, in order
+    codes, scales, clips = q.codes, q.scales, q.clips
+    if trace is not None and xf.shape[0]:
         v = xf / scales.reshape((-1,) + (1,) * (xf.ndim - 1))
-        trace.record_codes(label, codes, v, qs[0].qmin, qs[0].qmax, spec.bits,
-                           any(q.signed for q in qs), spec.rounding, float(scales.mean()))
+        trace.record_codes(label, codes, v, q.qmin, q.qmax, spec.bits, q.signed, spec.rounding,
+                           float(scales.mean()))
     _record(label + "/codes", codes)
     _record(label + "/scale", scales)
     _record(label + "/m", clips)
@@ -155,8 +150,9 @@ def _rescale(acc: np.ndarray, factors, p: int, order: RescaleOrder) -> np.ndarra
     """R(acc; factors; p) of the module docstring: acc (G, …), each factor a per-group (G,)
     array or a scalar, broadcast over each group's trailing dims."""
     groups = acc.shape[0]
-    f = np.stack([np.broadcast_to(np.asarray(v, np.float32).reshape(-1), (groups,))
-                  for v in factors], axis=1)                       # (G, k)
+    f = np.empty((groups, len(factors)), np.float32)                # (G, k)
+    for j, v in enumerate(factors):
+        f[:, j] = np.asarray(v, np.float32).reshape(-1)              # a (G,) array or a scalar
     flat = np.ascontiguousarray(acc).reshape(groups, -1)
     out = np.empty(acc.shape, np.float32)
     if order == RescaleOrder.LEFT_TO_RIGHT:

@@ -19,6 +19,7 @@ from intsim.core.modes import QuantFormat, Rounding
 from intsim.core.ranges import code_dtype, code_range, log2_top
 from intsim.core.rng import SRDraw, SRStream
 from intsim.kernels import quantize as K
+from intsim.kernels import quantize_groups as KG
 
 if TYPE_CHECKING:
     from intsim.core.trace import Trace
@@ -171,6 +172,28 @@ def _check_int(name, value, lo, hi):
     return int(value)
 
 
+def _clip_and_scale(x32: np.ndarray, amax: np.float32, qmax: int, clip: float,
+                    scale: Union[None, float, str]) -> tuple[np.float32, np.float32]:
+    """(m, scale) of the module docstring for flat float32 x32 with max|x| = amax."""
+    if scale is not None and not isinstance(scale, str):
+        return np.float32(np.inf), np.float32(scale)
+    stat = sawb_clip(x32, amax) if scale == "sawb" else amax
+    with np.errstate(over="ignore"):
+        m = np.float32(stat * np.float32(clip))
+    if not np.isfinite(m):
+        raise ValueError(f"clip: the clamp point max|x|·clip = {float(stat):.4g}·{clip!r} "
+                         f"overflows float32")
+    s = np.float32(m / np.float32(qmax))
+    if s == 0:                                   # all zero (or underflowing) input
+        return np.float32(0.0), np.float32(1.0)
+    if scale == "pow2":
+        if s > np.float32(2.0 ** 127):
+            raise ValueError("scale='pow2': max|x| needs a scale above 2^127, the "
+                             "largest float32 power of two")
+        s = pow2_ceil(s)
+    return m, s
+
+
 def quantize(x: np.ndarray, bits: int, *, signed: Optional[bool] = None,
              rounding: str = "nearest", clip: float = 1.0,
              scale: Union[None, float, str] = None,
@@ -196,26 +219,7 @@ def quantize(x: np.ndarray, bits: int, *, signed: Optional[bool] = None,
     elif not signed and has_negative:
         raise ValueError("signed=False but x has negative values; use signed=True or None")
     qmin, qmax = code_range(bits, signed, symmetric)
-
-    if scale is None or isinstance(scale, str):
-        stat = sawb_clip(x32, amax) if scale == "sawb" else amax
-        with np.errstate(over="ignore"):
-            m = np.float32(stat * np.float32(clip))
-        if not np.isfinite(m):
-            raise ValueError(f"clip: the clamp point max|x|·clip = {float(stat):.4g}·{clip!r} "
-                             f"overflows float32")
-        s = np.float32(m / np.float32(qmax))
-        if s == 0:                                   # all zero (or underflowing) input
-            s = np.float32(1.0)
-            m = np.float32(0.0)
-        elif scale == "pow2":
-            if s > np.float32(2.0 ** 127):
-                raise ValueError("scale='pow2': max|x| needs a scale above 2^127, the "
-                                 "largest float32 power of two")
-            s = pow2_ceil(s)
-    else:
-        s = np.float32(scale)
-        m = np.float32(np.inf)
+    m, s = _clip_and_scale(x32, amax, qmax, clip, scale)
 
     # the SR draw comes after every check, so a refused call leaves the stream untouched
     draw = _next_draw(rng) if rounding == "stochastic" else None
@@ -268,3 +272,60 @@ def quantize_spec(x: np.ndarray, spec: QuantSpec, rng: RandomSource = None,
     return quantize(x, spec.bits, signed=spec.signed, rounding=spec.rounding, clip=spec.clip,
                     scale=spec.scale, rng=rng, sr_bits=spec.sr_bits, symmetric=spec.symmetric,
                     trace=trace, label=label)
+
+
+@dataclass
+class GroupCodes:
+    """quantize_groups' result: codes (G, ...), one scale and clamp point m per group."""
+    codes: np.ndarray
+    scales: np.ndarray          # (G,) float32
+    clips: np.ndarray           # (G,) float32 (inf: nothing clamped)
+    qmin: int                   # of group 0 (as QTensor.qmin)
+    qmax: int
+    signed: bool                # any group signed
+
+
+def quantize_groups(x: np.ndarray, spec: QuantSpec, rng: RandomSource = None,
+                    label: str = "") -> GroupCodes:
+    """quantize_spec(x[g], spec, rng) for g = 0, 1, … in order (one SR draw per group), with
+    the same bits: one absmax scan over all groups, then quantize's kernel per group without
+    quantize()'s per-call argument checks.
+
+    x (G, ...) float32 C-contiguous. The single pass covers the int format when every group
+    has the same signedness and finite values; otherwise (mixed signedness, log2 format,
+    NaN/Inf or a refused scale) the groups run one by one through quantize_spec, which also
+    raises exactly the error (and leaves the stream exactly where) the loop would.
+    """
+    G = x.shape[0]
+    with np.errstate(over="ignore"):            # out-of-range float64 → inf → the loop
+        flat = np.ascontiguousarray(x, np.float32).reshape(G, -1) if G else x.reshape(0, 0)
+    fast = spec.format == QuantFormat.INT and G > 0 and flat.shape[1] > 0
+    if fast:
+        amax, neg, finite = KG.absmax_min_groups(flat)
+        signed = bool(neg[0]) if spec.signed is None else spec.signed
+        fast = finite and (spec.signed is not None or bool(((neg > 0) == (neg[0] > 0)).all())) \
+            and (signed or not neg.any())
+    if fast:
+        qmin, qmax = code_range(spec.bits, signed, spec.symmetric)
+        try:
+            ms = [_clip_and_scale(flat[g], amax[g], qmax, spec.clip, spec.scale)
+                  for g in range(G)]
+        except ValueError:
+            fast = False
+    if not fast:
+        qs = [quantize_spec(x[g], spec, rng, None, label) for g in range(G)]
+        codes = (np.stack([q.codes for q in qs]) if len(qs) > 1 else qs[0].codes[None]) \
+            if qs else np.zeros(x.shape, np.int8)
+        return GroupCodes(codes, np.array([q.scale for q in qs], np.float32),
+                          np.array([q.clip_value for q in qs], np.float32),
+                          qs[0].qmin if qs else 0, qs[0].qmax if qs else 0,
+                          any(q.signed for q in qs))
+    m = np.array([v[0] for v in ms], np.float32)
+    sc = np.array([v[1] for v in ms], np.float32)
+    codes = np.empty(flat.shape, dtype=code_dtype(spec.bits, signed))
+    mode = Rounding(spec.rounding).code
+    for g in range(G):                  # the draws in group order, as the loop makes them
+        d = _next_draw(rng) if spec.stochastic else None
+        K.quantize_kernel(flat[g], codes[g], m[g], sc[g], mode, qmin, qmax, spec.sr_bits,
+                          np.uint64(d.key if d else 0), d.offset if d else 0)
+    return GroupCodes(codes.reshape(x.shape), sc, m, qmin, qmax, signed)

@@ -12,8 +12,8 @@ image, as in the HDQT paper. With numerics.act_scale = "per_batch" the input x (
 quantized once (one scale for the batch, before im2col, as the published code does) and the
 codes are unfolded; with "per_image" each image's cols are quantized on their own.
 col2im is the adjoint of im2col: every column entry is added back to the input pixel it was
-read from (a loop over the k·k kernel offsets, each a strided slice add — PyTorch's col2im
-order).
+read from, each pixel summing its entries in kernel-offset order (PyTorch's col2im order; the
+Numba kernels of intsim.kernels.im2col, with NumPy references there).
 
 Float fast path (numerics.is_float): the same products in a layout that suits memory and BLAS —
 cols_T (K, B·L) (rows (c, i, j), columns (b, ho, wo)), y_T = W_mat · cols_T as ONE GEMM,
@@ -29,6 +29,7 @@ import numpy as np
 from intsim.core import linear_op
 from intsim.core.checks import NONNEGATIVE_INT, POSITIVE, POSITIVE_INT, Rule
 from intsim.core.modes import ActScale
+from intsim.kernels import im2col as U
 from intsim.nn.linear import MatmulModule, _FloatCtx, kaiming_normal
 from intsim.nn.module import check_args
 
@@ -37,60 +38,48 @@ def conv_out_size(n: int, k: int, stride: int, padding: int) -> int:
     return (n + 2 * padding - k) // stride + 1
 
 
+def _out_hw(x_shape, k: int, stride: int, padding: int) -> tuple[int, int]:
+    H, W = x_shape[2], x_shape[3]
+    return conv_out_size(H, k, stride, padding), conv_out_size(W, k, stride, padding)
+
+
 def im2col(x: np.ndarray, k: int, stride: int = 1, padding: int = 0) -> np.ndarray:
     """x (B, C, H, W) -> cols (B, Ho·Wo, C·k·k), column order (c, i, j) = weight.reshape order."""
-    B, C, H, W = x.shape
-    Ho, Wo = conv_out_size(H, k, stride, padding), conv_out_size(W, k, stride, padding)
-    if padding:
-        x = np.pad(x, ((0, 0), (0, 0), (padding, padding), (padding, padding)))
-    win = np.lib.stride_tricks.sliding_window_view(x, (k, k), axis=(2, 3))
-    win = win[:, :, ::stride, ::stride][:, :, :Ho, :Wo]           # (B, C, Ho, Wo, k, k)
-    return win.transpose(0, 2, 3, 1, 4, 5).reshape(B, Ho * Wo, C * k * k)
+    B, C = x.shape[:2]
+    Ho, Wo = _out_hw(x.shape, k, stride, padding)
+    out = np.empty((B, Ho * Wo, C * k * k), x.dtype)
+    if out.size:
+        U.unfold(np.ascontiguousarray(x), k, stride, padding, Ho, Wo, out)
+    return out
 
 
 def col2im(cols: np.ndarray, x_shape: tuple[int, int, int, int], k: int, stride: int = 1,
            padding: int = 0) -> np.ndarray:
     """Adjoint of im2col: cols (B, Ho·Wo, C·k·k) -> dx (B, C, H, W), overlaps summed."""
-    B, C, H, W = x_shape
-    Ho, Wo = conv_out_size(H, k, stride, padding), conv_out_size(W, k, stride, padding)
-    c6 = cols.reshape(B, Ho, Wo, C, k, k).transpose(0, 3, 4, 5, 1, 2)  # (B, C, k, k, Ho, Wo)
-    dxp = np.zeros((B, C, H + 2 * padding, W + 2 * padding), dtype=cols.dtype)
-    for i in range(k):
-        for j in range(k):
-            dxp[:, :, i:i + stride * (Ho - 1) + 1:stride,
-                j:j + stride * (Wo - 1) + 1:stride] += c6[:, :, i, j]
-    if padding:
-        dxp = dxp[:, :, padding:padding + H, padding:padding + W]
-    return dxp
-
-
-def _pad(x: np.ndarray, p: int) -> np.ndarray:
-    return np.pad(x, ((0, 0), (0, 0), (p, p), (p, p))) if p else x
+    Ho, Wo = _out_hw(x_shape, k, stride, padding)
+    dx = np.zeros(x_shape, dtype=cols.dtype)
+    if cols.size:
+        U.fold(np.ascontiguousarray(cols), k, stride, padding, Ho, Wo, dx)
+    return dx
 
 
 def im2col_t(x: np.ndarray, k: int, stride: int = 1, padding: int = 0) -> np.ndarray:
     """x (B, C, H, W) -> cols_T (C·k·k, B·Ho·Wo) with
     cols_T[(c, i, j), (b, ho, wo)] = cols[b, l, (c, i, j)]."""
-    B, C, H, W = x.shape
-    Ho, Wo = conv_out_size(H, k, stride, padding), conv_out_size(W, k, stride, padding)
-    win = np.lib.stride_tricks.sliding_window_view(_pad(x, padding), (k, k), axis=(2, 3))
-    win = win[:, :, ::stride, ::stride][:, :, :Ho, :Wo]           # (B, C, Ho, Wo, k, k)
+    B, C = x.shape[:2]
+    Ho, Wo = _out_hw(x.shape, k, stride, padding)
+    win = U.windows(x, k, stride, padding, Ho, Wo)                 # (B, C, Ho, Wo, k, k)
     return win.transpose(1, 4, 5, 0, 2, 3).reshape(C * k * k, B * Ho * Wo)
 
 
 def col2im_t(cols_t: np.ndarray, x_shape: tuple[int, int, int, int], k: int, stride: int = 1,
              padding: int = 0) -> np.ndarray:
     """Adjoint of im2col_t: cols_T (C·k·k, B·Ho·Wo) -> dx (B, C, H, W)."""
-    B, C, H, W = x_shape
-    Ho, Wo = conv_out_size(H, k, stride, padding), conv_out_size(W, k, stride, padding)
-    c6 = cols_t.reshape(C, k, k, B, Ho, Wo)
-    dxp = np.zeros((C, B, H + 2 * padding, W + 2 * padding), dtype=cols_t.dtype)
-    for i in range(k):
-        for j in range(k):
-            dxp[:, :, i:i + stride * (Ho - 1) + 1:stride,
-                j:j + stride * (Wo - 1) + 1:stride] += c6[:, i, j]
-    dx = dxp[:, :, padding:padding + H, padding:padding + W] if padding else dxp
-    return np.ascontiguousarray(dx.transpose(1, 0, 2, 3))
+    Ho, Wo = _out_hw(x_shape, k, stride, padding)
+    dx = np.zeros(x_shape, dtype=cols_t.dtype)
+    if cols_t.size:
+        U.fold_t(np.ascontiguousarray(cols_t), k, stride, padding, Ho, Wo, dx)
+    return dx
 
 
 class Conv2d(MatmulModule):

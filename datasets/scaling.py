@@ -91,10 +91,32 @@ def minmax_preprocess(
     feature_range: tuple[float, float] = (-1.0, 1.0), clip: bool = False,
 ) -> Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
     """A ``preprocess(X_train, X_test) -> (X_train', X_test')`` callable for scenario code:
-    fits :func:`fit_minmax` on ``X_train`` only and applies it to both (float32 out)."""
+    fits :func:`fit_minmax` on ``X_train`` only and applies it to both (float32 out).
+
+    Feature vectors (n, d) are scaled per column; images (n, C, H, W) per channel (min and max
+    over every training pixel of the channel), so the shape is kept."""
 
     def preprocess(X_train: np.ndarray, X_test: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        if np.ndim(X_train) == 4:
+            return _per_channel(X_train, X_test, feature_range, clip)
         scaler = fit_minmax(X_train, feature_range)
         return scaler.transform(X_train, clip=clip), scaler.transform(X_test, clip=clip)
 
     return preprocess
+
+
+def _channels_last(X: np.ndarray) -> np.ndarray:
+    """(n, C, H, W) -> (n * H * W, C): one row per pixel, one column per channel."""
+    return np.moveaxis(np.asarray(X), 1, -1).reshape(-1, np.shape(X)[1])
+
+
+def _per_channel(X_train: np.ndarray, X_test: np.ndarray, feature_range: tuple[float, float],
+                 clip: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Min-max per channel of NCHW images, fitted on X_train's pixels (shapes kept)."""
+    scaler = fit_minmax(_channels_last(X_train), feature_range)
+
+    def apply(X: np.ndarray) -> np.ndarray:
+        n, c, h, w = np.shape(X)
+        Z = scaler.transform(_channels_last(X), clip=clip).reshape(n, h, w, c)
+        return np.ascontiguousarray(np.moveaxis(Z, -1, 1))
+    return apply(X_train), apply(X_test)

@@ -11,7 +11,7 @@ from intsim.core.numerics import Numerics
 from intsim.core.resolve import resolve_numerics
 from intsim.datasets import load_dataset, minmax_preprocess
 from intsim.datasets.scenario import Scenario
-from intsim.experiments.config import ConfigError, RunConfig
+from intsim.experiments.config import ConfigError, RunConfig, dataset_label
 from intsim.models.learners import Learner, OptionError, make_learner
 from intsim.models.learners.base import BackboneFactory
 from intsim.models.networks import FCNet, SmallCNN, resnet32, torch_default_init
@@ -69,12 +69,16 @@ def load_data(cfg: RunConfig):
     params = dict(cfg["dataset_params"])
     if cfg["dataset"] in ("digits", "fashion_mnist"):
         params.setdefault("flatten", cfg["network"] == "fcnet")
-    ds = load_dataset(cfg["dataset"], cfg["data_dir"], **params)
+    try:
+        ds = load_dataset(cfg["dataset"], cfg["data_dir"], **params)
+    except ImportError as e:             # an optional reader (pyarrow for Parquet) is missing
+        raise ConfigError(str(e)) from None
     if cfg["network"] == "fcnet" and ds.X.ndim == 4:
         ds = ds.replace(X=ds.X.reshape(len(ds), -1), feature_names=None)
     if cfg["network"] != "fcnet" and ds.X.ndim != 4:
         raise ConfigError(f"network {cfg['network']!r} needs image data (n, C, H, W); "
-                          f"{cfg['dataset']} gives {tuple(ds.X.shape)} (use network = 'fcnet')")
+                          f"{dataset_label(cfg['dataset'])} gives {tuple(ds.X.shape)} (use "
+                          f"network = 'fcnet')")
     return ds
 
 
@@ -119,7 +123,7 @@ def build_scenario(cfg: RunConfig, ds) -> Scenario:
         ds, init_cls=cfg["init_cls"], increment=cfg["increment"], seed=cfg["seed"],
         n_test_subjects=cfg["n_test_subjects"], test_fraction=cfg["test_fraction"],
         memory_size=cfg["memory"], memory_mode=cfg["memory_mode"], order_rule=cfg["order_rule"],
-        preprocess=prep, name=cfg["dataset"], split=cfg["split"])
+        preprocess=prep, name=dataset_label(cfg["dataset"]), split=cfg["split"])
 
 
 def seed_names(method: str, n_tasks: int) -> list[str]:

@@ -11,7 +11,9 @@ written to config.json as `numerics_spec`, and a resume refuses a run whose nume
 
 Output folder (file formats: intsim.formats.run_folder):
   config.json        the fully resolved settings, scenario (class order, subject split), every
-                     derived seed, SR stream layout, numerics spec, package versions
+                     derived seed, SR stream layout, numerics spec, package versions, and the
+                     data set's identity (source files with SHA-256, content hash;
+                     intsim.datasets.identity), checked on resume
   metrics.json       aia, last, forgetting, bwt, acc_matrix, … of the CNN classifier, and the
                      same with the prefix nme_ for methods with nearest-mean-of-exemplars;
                      "cost": the headline of cost.json (pJ per step, per epoch, per run,
@@ -23,7 +25,10 @@ Output folder (file formats: intsim.formats.run_folder):
                      step, per epoch and for the whole run, per task, and the fp32 reference
                      (intsim.models.cost_run); rewritten after every task
   checkpoints/       taskNNN.npz after every task
+  history.jsonl      one row per epoch: task, stage, epoch, loss and its terms, train accuracy,
+                     lr, saturation events, seconds (intsim.experiments.history)
   accuracy.png       accuracy per task for each classifier + the accuracy matrix
+  loss.png           training loss and train accuracy per epoch (from history.jsonl)
 
 metrics.json is written last: a folder with a metrics.json holds a finished run.
 
@@ -60,15 +65,18 @@ import numpy as np
 
 from intsim._version import __version__
 from intsim.core.trace import Trace
+from intsim.datasets.identity import DatasetIdentityError, check_identity, dataset_identity
 from intsim.experiments.builders import (build_learner, build_numerics, build_scenario,
                                          load_data, network_spec, seed_names)
+from intsim.experiments.history import HISTORY_FILE, HistoryLog
 from intsim.experiments.config import (DEFAULTS, PROTOCOLS, VOLATILE, ConfigError, RunConfig,
-                                       resolve_config)
+                                       dataset_label, resolve_config)
 from intsim.experiments.outputs import check_output_folder, clear_run_folder, remove_leftovers
-from intsim.experiments.plots import plot_run
+from intsim.experiments.plots import plot_history, plot_run
 from intsim.experiments.progress import RunProgress
 from intsim.experiments.records import Record, compute_metrics, trace_summary
 from intsim.formats.energy_table import load_energy_table
+from intsim.formats.jsonl import read_rows
 from intsim.formats.ownership import hold, write_marker
 from intsim.formats.run_folder import (CHECKPOINT_FORMAT, CheckpointError, append_trace,
                                        checkpoint_path, checkpoints, init_trace_file, jsonable,
@@ -103,9 +111,10 @@ class _RunCallbacks(Callbacks):
     trace flushed to trace.h5 after every epoch, progress forwarded to a RunProgress."""
 
     def __init__(self, trace: Optional[Trace], trace_every: int, trace_path: Path,
-                 progress: RunProgress, cost: Optional[RunCostRecorder] = None):
+                 progress: RunProgress, cost: Optional[RunCostRecorder] = None,
+                 history: Optional[HistoryLog] = None):
         self.trace, self.every, self.path, self.progress = trace, trace_every, trace_path, progress
-        self.cost = cost
+        self.cost, self.history = cost, history
         self._attached = False
 
     def step_start(self, learner, step):
@@ -125,12 +134,24 @@ class _RunCallbacks(Callbacks):
             self.trace.clear()
 
     def epoch_end(self, learner, t, epoch, mean_loss):
+        if self.history is not None:
+            self.history.epoch_end(learner, t, epoch, mean_loss, *self._epoch_events())
         self.flush()
         self.progress.epoch_end(t, epoch, mean_loss)
+
+    def _epoch_events(self) -> tuple[Optional[int], Optional[int]]:
+        """(saturation events, MACs) of the matmuls traced since the last flush (None, None
+        when none was traced)."""
+        mm = [r for r in self.trace.records if r["op"] == "matmul"] if self.trace else []
+        if not mm:
+            return None, None
+        return sum(r["events"] for r in mm), sum(r["macs"] for r in mm)
 
     def stage(self, learner, t, name, epochs):
         if name == "train" and self.cost is not None:
             self.cost.task_start(learner, t)
+        if self.history is not None:
+            self.history.stage_start(name)
         self.progress.stage_start(t, name, epochs)
 
 
@@ -185,6 +206,7 @@ class CILRun:
                         "shape": list(ds.X.shape), "class_names": list(ds.class_names),
                         "scaled": "none (data set is prescaled to [-1, 1])" if prescaled
                         else cfg["scale"]},
+            "dataset_identity": dataset_identity(ds),
             "scenario": sc.describe(),
             "seeds": {"master": sc.master_seed, **sc.seeds},
             "sr_streams": {"seed": sc.seeds["sr"],
@@ -210,6 +232,13 @@ class CILRun:
         if diff:
             raise ConfigError(f"--resume: settings differ from the run in {self.out}: "
                               + ", ".join(f"{k} ({a!r} -> {b!r})" for k, a, b in diff))
+        if isinstance(old.get("dataset_identity"), dict):
+            try:
+                check_identity(old["dataset_identity"], self.ds)
+            except DatasetIdentityError as e:
+                raise ConfigError(f"--resume: {e}; the run in {self.out} was trained on other "
+                                  f"data (restore the file, or start over with --overwrite)"
+                                  ) from None
         if old.get("scenario", {}).get("class_order") != new["scenario"]["class_order"]:
             raise ConfigError("--resume: the class order differs from the stored run")
         if "numerics_spec" in old and old["numerics_spec"] != new["numerics_spec"]:
@@ -347,7 +376,10 @@ class CILRun:
             rows = trace_rows(self.trace_path)
             trace.events_logged = rows.get("matmul_events", 0) + rows.get("quantize_events", 0)
         cost = self._cost_recorder()
-        cb = _RunCallbacks(trace, self.cfg["trace_every"], self.trace_path, progress, cost)
+        history = HistoryLog(self.out / HISTORY_FILE)
+        history.start(self.start_task)
+        cb = _RunCallbacks(trace, self.cfg["trace_every"], self.trace_path, progress, cost,
+                           history)
         progress.run_start(sc.n_tasks, self.start_task)
         try:
             for t in range(self.start_task, sc.n_tasks):
@@ -374,13 +406,17 @@ class CILRun:
         return {"units": "percent", "n_tasks": 0, "classifiers": self.classifiers}
 
     def _write_results(self, metrics: dict) -> None:
-        """trace_summary.json, accuracy.png (when a task finished), then metrics.json."""
+        """trace_summary.json, accuracy.png (when a task finished), loss.png, then
+        metrics.json."""
         write_json(self.out / "trace_summary.json", trace_summary(self.trace_path))
+        status = "" if "status" not in metrics else f" · {metrics['status'].upper()}"
+        title = (f"{dataset_label(self.cfg['dataset'])} · {self.cfg['method']} · "
+                 f"{self.numerics.name} · seed {self.cfg['seed']}{status}")
         if metrics.get("n_tasks"):
-            status = "" if "status" not in metrics else f" · {metrics['status'].upper()}"
-            plot_run(metrics, self.out / "accuracy.png",
-                     title=f"{self.cfg['dataset']} · {self.cfg['method']} · "
-                           f"{self.numerics.name} · seed {self.cfg['seed']}{status}")
+            plot_run(metrics, self.out / "accuracy.png", title=title)
+        rows = read_rows(self.out / HISTORY_FILE)
+        if rows:
+            plot_history(rows, self.out / "loss.png", title=title)
         write_json(self.out / "metrics.json", metrics)
 
     # ---------------------------------------------------------------- cost.json

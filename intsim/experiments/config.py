@@ -4,7 +4,7 @@
                           "out": "runs/watch-icarl"}, config_file=None)
 
 Precedence: built-in defaults < data-set defaults (DATASET_DEFAULTS, after the paper's
-settings table in docs/method.md) < the protocol's settings (PROTOCOLS[protocol]) < the TOML
+settings table in docs/method.md; FILE_DEFAULTS for a data file of one's own) < the protocol's settings (PROTOCOLS[protocol]) < the TOML
 file < command-line values (None = not given).
 
 `protocol = "paper"` switches every setting in which the published code's pipeline differs
@@ -12,6 +12,10 @@ from intsim's defaults to the published choice (docs/fidelity.md has the table, 
 effect of each): each of them is also a setting of its own, and a value given explicitly wins
 over the protocol's. An evaluation batch size left unset is the training batch size, a feature
 batch size left unset the evaluation batch size.
+
+`dataset` is a registry name or a data file (resolve_dataset: stored as an absolute path; a
+relative path in a config file is taken from the config file's folder). `numerics` defaults to
+DEFAULT_NUMERICS ("hdqt").
 
 A RunConfig is a dataclass (one typed field per setting, in SETTINGS order) that also reads
 like the dict it is written as to config.json: cfg["epochs"], dict(cfg), {**cfg}. Assigning a
@@ -29,6 +33,7 @@ from typing import Any, Iterator, Mapping, Optional
 
 from intsim.core.checks import FRACTION, NONNEGATIVE_INT, POSITIVE_INT, Rule, check
 from intsim.core.resolve import OVERRIDE_KEYS, numerics_source_path
+from intsim.datasets.byo import FILE_SUFFIXES, is_data_file
 from intsim.datasets.registry import DATASET_NAMES
 from intsim.models.learners import METHOD_NAMES, TrainSettings
 from intsim.nn.optim import GAMMA_RULE, SGD_RULES
@@ -69,6 +74,36 @@ DATASET_DEFAULTS: dict[str, dict[str, Any]] = {
                  "lr_gamma": 0.1, "batch_size": 128, "memory": 2000, "init_cls": 20,
                  "increment": 20, "scale": "cifar", "augment": True},
 }
+#: the defaults of a data file of one's own (a feature table or an image NPZ): the HAR ones
+FILE_DEFAULTS: dict[str, Any] = {**_HAR}
+#: the numerics of a run that names none (the paper's method)
+DEFAULT_NUMERICS = "hdqt"
+
+
+def resolve_dataset(value: Any, base_dir: Optional[os.PathLike | str] = None) -> str:
+    """The `dataset` setting as stored: a registry name as given, or the absolute path of a
+    data file (a name ending in .csv, .parquet, .pq or .npz), a relative one taken from
+    `base_dir` (the config file's or grid file's folder; default the working folder). The one
+    place a data-set value is interpreted (command line, config file, sweep grid)."""
+    if isinstance(value, os.PathLike) or (isinstance(value, str) and is_data_file(value)):
+        p = Path(value).expanduser()
+        if not p.is_absolute():
+            p = Path(base_dir if base_dir is not None else Path.cwd()) / p
+        return os.fspath(p.resolve())
+    if isinstance(value, str) and value in DATASET_NAMES:
+        return value
+    raise ConfigError(f"dataset: expected one of {', '.join(DATASET_NAMES)} or a data file "
+                      f"({', '.join(FILE_SUFFIXES)}; docs/data.md), got {value!r}")
+
+
+def dataset_defaults(dataset: str) -> dict[str, Any]:
+    """The data-set defaults of `dataset` (a registry name or a data file)."""
+    return DATASET_DEFAULTS.get(dataset, FILE_DEFAULTS)
+
+
+def dataset_label(dataset: str) -> str:
+    """A short name of `dataset` for titles and table rows: a file's stem, else the name."""
+    return Path(dataset).stem if is_data_file(dataset) else dataset
 
 
 def check_setting(key: str, v: Any) -> Any:
@@ -88,6 +123,10 @@ def _check_path(key, v, rule):
     if not isinstance(v, (str, os.PathLike)):
         raise ConfigError(f"{key}: expected a string, got {v!r}")
     return os.fspath(Path(v).expanduser())
+
+
+def _check_dataset(key, v, rule):
+    return resolve_dataset(v)
 
 
 def _check_numerics(key, v, rule):
@@ -123,8 +162,8 @@ def _check_overrides(key, v, rule):
 
 
 #: the kinds of setting beyond core.checks.Rule's (int, float, str, bool)
-_CHECKS = {"path": _check_path, "numerics": _check_numerics, "milestones": _check_milestones,
-           "table": _check_table, "overrides": _check_overrides}
+_CHECKS = {"dataset": _check_dataset, "path": _check_path, "numerics": _check_numerics,
+           "milestones": _check_milestones, "table": _check_table, "overrides": _check_overrides}
 _NONNEG, _POS = NONNEGATIVE_INT, POSITIVE_INT
 
 
@@ -139,12 +178,12 @@ def setting(default: Any, rule: Rule):
 @dataclass
 class RunConfig:
     """Every setting of one `intsim cil` run; see the module docstring."""
-    dataset: Optional[str] = setting(None, Rule("str", choices=DATASET_NAMES))
+    dataset: Optional[str] = setting(None, Rule("dataset"))
     data_dir: Optional[str] = setting(None, Rule("path"))
     dataset_params: dict = setting({}, Rule("table"))
     method: Optional[str] = setting(None, Rule("str", choices=METHOD_NAMES))
     method_params: dict = setting({}, Rule("table"))
-    numerics: Optional[str] = setting(None, Rule("numerics"))
+    numerics: str = setting(DEFAULT_NUMERICS, Rule("numerics"))
     numerics_overrides: dict = setting({}, Rule("overrides"))
     seed: int = setting(0, _NONNEG)
     network: Optional[str] = setting(None, Rule("str", choices=NETWORKS))
@@ -241,7 +280,7 @@ SETTINGS: dict[str, tuple[Any, Rule]] = {f.name: (_default(f), f.metadata["rule"
                                          for f in dataclasses.fields(RunConfig)}
 DEFAULTS: dict[str, Any] = {k: d for k, (d, _) in SETTINGS.items()}
 _RULES: dict[str, Rule] = {k: r for k, (_, r) in SETTINGS.items()}
-REQUIRED = ("dataset", "method", "numerics", "out")
+REQUIRED = ("dataset", "method", "out")
 #: settings that may change between a run and its resumption
 VOLATILE = ("out",)
 
@@ -268,6 +307,8 @@ def resolve_config(cli: Optional[Mapping[str, Any]] = None,
     user: dict[str, Any] = {}
     if config_file is not None:
         user.update(load_toml(config_file))
+        if user.get("dataset") is not None:        # a data file relative to the config file
+            user["dataset"] = resolve_dataset(user["dataset"], Path(config_file).parent)
     user.update({k.replace("-", "_"): v for k, v in (cli or {}).items() if v is not None})
     unknown = sorted(set(user) - set(SETTINGS))
     if unknown:
@@ -278,7 +319,7 @@ def resolve_config(cli: Optional[Mapping[str, Any]] = None,
             raise ConfigError(f"missing setting {key!r} (give --{key.replace('_', '-')} or put "
                               f"it in the --config file)")
     protocol = user.get("protocol") or DEFAULTS["protocol"]
-    values = {**DEFAULTS, **DATASET_DEFAULTS[user["dataset"]], **PROTOCOLS[protocol], **user}
+    values = {**DEFAULTS, **dataset_defaults(user["dataset"]), **PROTOCOLS[protocol], **user}
     if values["batch_size"] == 1 and not values["keep_single_batch"]:
         raise ConfigError("batch_size: must be >= 2, got 1 (a mini-batch of one sample is "
                           "dropped, as BatchNorm needs two: batch_size 1 would train nothing; "

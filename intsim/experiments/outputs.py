@@ -30,7 +30,8 @@ from intsim.formats.run_folder import read_json
 
 #: the files intsim writes into a run folder (what --overwrite may remove)
 RUN_FILES = ("config.json", "metrics.json", "trace.h5", "trace_summary.json", "accuracy.png",
-             "cost.json", "trace.h5.corrupt", "status.json", "error.txt", ".intsim-space-probe")
+             "cost.json", "trace.h5.corrupt", "status.json", "error.txt", ".intsim-space-probe",
+             "history.jsonl", "loss.png")
 RUN_DIRS = {"checkpoints": "task[0-9][0-9][0-9].npz"}
 #: kind -> (main file of a folder made before markers existed, keys it must hold)
 LEGACY = {"run": ("config.json", {"settings", "scenario", "seeds"}),

@@ -3,6 +3,7 @@
 plot_run(metrics, path)          accuracy A_t after each task for every classifier (CNN, NME),
                                  and the accuracy matrix a[t, j] as a heat map per classifier
 plot_comparison(runs, path)      A_t curves of several runs (e.g. numerics presets) in one axis
+plot_history(rows, path)         training loss (and its terms) and train accuracy per epoch
 
 `metrics` is the dict written to metrics.json (intsim.experiments.records.compute_metrics): keys
 accuracy_curve / acc_matrix for the CNN classifier and nme_accuracy_curve / nme_acc_matrix when
@@ -93,5 +94,34 @@ def plot_comparison(runs: Mapping[str, Mapping], path: os.PathLike | str, title:
     _task_axes(ax)
     if title:
         ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    save_figure(fig, path)
+
+
+def plot_history(rows, path: os.PathLike | str, title: str = "") -> None:
+    """Training loss (total and terms) and train accuracy per epoch of a run's history rows
+    (intsim.experiments.history), the epochs of all tasks in a row, dotted lines between
+    tasks; bias-correction epochs are left out."""
+    rows = [r for r in rows if r.get("stage") == "train"]
+    x = np.arange(1, len(rows) + 1)
+    fig = figure(9.6, 3.6)
+    ax_loss, ax_acc = fig.subplots(1, 2)
+    terms = sorted({k for r in rows for k in r if k.startswith("loss_")})
+    ax_loss.plot(x, _arr([r.get("loss") for r in rows]), label="loss (total)", color="k")
+    for k in terms:
+        ax_loss.plot(x, _arr([r.get(k) for r in rows]), label=k[5:], linewidth=0.9)
+    ax_acc.plot(x, _arr([r.get("train_accuracy") for r in rows]), color="C2")
+    starts = [i for i in range(1, len(rows)) if rows[i]["task"] != rows[i - 1]["task"]]
+    for ax in (ax_loss, ax_acc):
+        for i in starts:
+            ax.axvline(i + 0.5, color="0.6", linestyle=":", linewidth=0.8)
+        ax.set_xlabel("epoch (all tasks in a row)")
+        ax.grid(alpha=0.3)
+    ax_loss.set_ylabel("mean training loss")
+    ax_loss.legend(fontsize=7)
+    ax_acc.set_ylabel("train accuracy (%)")
+    ax_acc.set_ylim(0, 100)
+    if title:
+        fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     save_figure(fig, path)

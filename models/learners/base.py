@@ -120,6 +120,10 @@ class Callbacks:
         """A training stage of task t starts ("train", "bias_correction")."""
 
 
+def new_batch_stats() -> dict:
+    return {"correct": 0, "seen": 0, "batches": 0, "terms": {}}
+
+
 BackboneFactory = Callable[[int], Module]   # seed -> backbone (has .feature_dim)
 
 
@@ -195,6 +199,10 @@ class Learner:
         self.sr: Optional[SRStream] = None
         self.task = -1                 # index of the task being (or last) trained
         self.step = 0                  # global optimizer step counter (trace stamps)
+        self._batch_stats: dict = new_batch_stats()
+        #: statistics of the epoch just finished (read by Callbacks.epoch_end): lr,
+        #: train_accuracy (% of the training batches, training mode), loss_terms (means)
+        self.epoch_stats: dict = {}
         self.model = self.build_model()
         self.model.set_numerics(numerics)
 
@@ -239,6 +247,26 @@ class Learner:
 
     def after_training(self, t: int, callbacks: Callbacks) -> None:
         """After the epochs of task t, before the memory update."""
+
+    def note_batch(self, logits: np.ndarray, y: np.ndarray, **terms: float) -> None:
+        """Record one training batch for epoch_stats: correct argmax predictions of `logits`
+        (B, classes) against `y`, and the batch's loss terms (e.g. ce=…, kd=…). Read-only:
+        it changes nothing the training computes."""
+        s = self._batch_stats
+        s["correct"] += int(np.sum(np.argmax(logits, axis=1) == y))
+        s["seen"] += len(y)
+        s["batches"] += 1
+        for k, v in terms.items():
+            s["terms"][k] = s["terms"].get(k, 0.0) + float(v)
+
+    def end_epoch_stats(self, lr: float) -> dict:
+        """Close the epoch's batch statistics into epoch_stats (and start new ones)."""
+        s, self._batch_stats = self._batch_stats, new_batch_stats()
+        self.epoch_stats = {
+            "lr": float(lr),
+            "train_accuracy": 100.0 * s["correct"] / s["seen"] if s["seen"] else None,
+            "loss_terms": {k: v / s["batches"] for k, v in s["terms"].items()}}
+        return self.epoch_stats
 
     # ------------------------------------------------------------------ the task loop
     def set_sr_stream(self, t: int) -> None:
@@ -295,6 +323,7 @@ class Learner:
         cb.stage(self, t, "train", s.epochs)
         for epoch in range(s.epochs):
             self.set_train_mode()
+            lr, self._batch_stats = opt.lr, new_batch_stats()
             with diverged_at(t, "train", epoch):
                 losses, self.step = run_epoch(self.step_loss, X, y,
                                               self.batches(len(y), shuffle), opt, self.step,
@@ -303,6 +332,7 @@ class Learner:
             self.model.clear_cache()
             if self.teacher is not None:
                 self.teacher.clear_cache()
+            self.end_epoch_stats(lr)
             cb.epoch_end(self, t, epoch, float(np.mean(losses)) if losses else float("nan"))
 
     # ------------------------------------------------------------------ inference

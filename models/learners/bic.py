@@ -27,7 +27,7 @@ from intsim.nn import Module
 from intsim.nn.training import run_epoch
 
 from intsim.core.checks import FRACTION, POSITIVE, Rule
-from intsim.models.learners.base import Callbacks, Learner, Option, diverged_at
+from intsim.models.learners.base import Callbacks, Learner, Option, new_batch_stats, diverged_at
 
 
 class BiasLayer(Module):
@@ -130,12 +130,15 @@ class BiC(Learner):
     def step_loss(self, x, y):
         logits = self.model.forward(x)
         loss, grad = cross_entropy(logits, y)
+        terms = {"ce": float(loss)}
         if self.teacher is not None:
             k, lam = self.known, self.known / self.seen
             kd, g_kd = kd_loss(logits[:, :k], self.teacher.forward(x), self.options["T"])
+            terms["kd"] = float(kd)
             loss = (1 - lam) * loss + lam * kd
             grad *= 1 - lam
             grad[:, :k] += lam * g_kd
+        self.note_batch(logits, y, **terms)
         self.model.backward(grad)
         return loss
 
@@ -169,9 +172,11 @@ class BiC(Learner):
             newest.backward(g)
             return loss
         for epoch in range(s.epochs):          # not traced, no global steps: no step hooks
+            lr, self._batch_stats = opt.lr, new_batch_stats()
             with diverged_at(t, "bias_correction", epoch):
                 losses, _ = run_epoch(step_fn, z_in, yv, self.batches(len(yv), rng), opt)
             sched.step()
+            self.end_epoch_stats(lr)
             cb.epoch_end(self, t, epoch, float(np.mean(losses)) if losses else float("nan"))
         newest.freeze()
 

@@ -125,13 +125,16 @@ class DER(Learner):
     def step_loss(self, x, y):
         logits, aux = self.model.forward_aux(x)
         loss, grad = cross_entropy(logits, y)
+        terms = {"ce": float(loss)}
         grad_aux = None
         if aux is not None:
             k, w = self.known, self.options["aux_weight"]
             y_aux = np.where(y >= k, y - k + 1, 0)
             loss_aux, grad_aux = cross_entropy(aux, y_aux)
+            terms["aux_ce"] = float(loss_aux)
             loss += w * loss_aux
             grad_aux *= w
+        self.note_batch(logits, y, **terms)
         self.model.backward(grad, grad_aux)
         return loss
 

@@ -16,5 +16,6 @@ class Finetune(Learner):
     def step_loss(self, x, y):
         logits = self.model.forward(x)
         loss, grad = cross_entropy(logits, y)
+        self.note_batch(logits, y, ce=loss)
         self.model.backward(grad)
         return loss

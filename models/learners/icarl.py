@@ -39,11 +39,15 @@ class ICaRL(Learner):
             if old is not None:
                 targets[:, :k] = 1.0 / (1.0 + np.exp(-old.astype(np.float64)))
             loss, grad = bce_with_logits(logits, targets, reduction="batch")
+            self.note_batch(logits, y, bce=loss)
         else:
             loss, grad = cross_entropy(logits, y)
+            terms = {"ce": float(loss)}
             if old is not None:
                 kd, g_kd = kd_loss(logits[:, :k], old, self.options["T"])
+                terms["kd"] = float(kd)
                 loss += kd
                 grad[:, :k] += g_kd
+            self.note_batch(logits, y, **terms)
         self.model.backward(grad)
         return loss

@@ -26,9 +26,12 @@ class LwF(Learner):
         k = self.known
         grad = np.zeros_like(logits)
         loss, grad[:, k:] = cross_entropy(logits[:, k:], y - k)
+        terms = {"ce": float(loss)}
         if self.teacher is not None:
             kd, g_kd = kd_loss(logits[:, :k], self.teacher.forward(x), self.options["T"])
+            terms["kd"] = float(kd)
             loss += self.options["lambda"] * kd
             grad[:, :k] = self.options["lambda"] * g_kd
+        self.note_batch(logits, y, **terms)
         self.model.backward(grad)
         return loss

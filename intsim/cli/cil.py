@@ -12,12 +12,14 @@ from pathlib import Path
 from intsim.cli.common import DIVERGED, EXIT_CODES_HELP, INTERRUPTED, STORAGE, error
 from intsim.cli.progress import RunBars
 from intsim.core.presets import PRESET_NAMES
+from intsim.datasets.byo import FILE_SUFFIXES
 from intsim.datasets.registry import DATASET_NAMES
 from intsim.experiments import demo
 from intsim.experiments.cil_run import CILRun, RunDiverged
 from intsim.experiments.records import evaluation_text
-from intsim.experiments.config import (DATASET_DEFAULTS, DEFAULTS, PROTOCOLS, ConfigError,
-                                       resolve_config)
+from intsim.experiments.config import (DATASET_DEFAULTS, DEFAULT_NUMERICS, DEFAULTS, PROTOCOLS,
+                                       SETTINGS, ConfigError, dataset_label, resolve_config)
+from intsim.experiments.seeds import run_seeds
 from intsim.formats.ownership import FolderBusy
 from intsim.formats.run_folder import CheckpointError
 from intsim.models.learners import METHOD_NAMES
@@ -26,7 +28,18 @@ CIL_HELP = "run one class-incremental learning experiment"
 CIL_DESCRIPTION = """\
 Train a class-incremental learner task by task with the chosen integer numerics and write
 config.json, metrics.json, trace.h5, cost.json (operation counts and energy of the run, as
-`intsim cost`), checkpoints/ and accuracy.png into --out DIR.
+`intsim cost`), history.jsonl (one row per epoch: loss and its terms, train accuracy, lr,
+saturation events, seconds), checkpoints/, accuracy.png and loss.png into --out DIR.
+
+--dataset is a data-set name or your own data file: a feature table (.csv, .parquet, .pq,
+.npz: feature columns, a label column, optional subject and split columns) or images (.npz
+with X (n, C, H, W), y, optional split); docs/data.md has the format. A relative path in a
+--config file is taken from that file's folder. The file's path and SHA-256 are recorded in
+config.json and checked on --resume. --numerics defaults to hdqt.
+
+--seeds N (or a list 0,3,7) runs one folder per seed, --out DIR/seed<k>/, and writes the
+table of mean ± std over the seeds to DIR/summary.json and DIR/comparison.png (N seeds start
+at --seed); --resume continues each seed from its last checkpoint.
 
 Defaults follow the paper's settings per data set (HAR: FCNet in->in->in, 100 epochs, lr 0.01,
 batch 128, memory 200, 2 classes per task; CIFAR-100: ResNet-32, 170 epochs, lr 0.05 x0.1 at
@@ -55,15 +68,21 @@ DEMO_HELP = "iCaRL on the real smartwatch data with fp32, int4 and hdqt numerics
 
 
 def _add_cil_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--dataset", choices=DATASET_NAMES, help="data set")
+    p.add_argument("--dataset", metavar="NAME|FILE",
+                   help=f"data set: {', '.join(DATASET_NAMES)}, or a data file of your own "
+                        f"({', '.join(FILE_SUFFIXES)}; docs/data.md)")
     p.add_argument("--data-dir", metavar="PATH",
                    help="folder with the downloaded data (dsads, pamap2, hapt, cifar100; "
                         "default $INTSIM_DATA/<dataset>)")
     p.add_argument("--method", choices=METHOD_NAMES, help="CIL method")
     p.add_argument("--numerics", metavar="PRESET|FILE.toml",
                    help=f"numerics preset ({', '.join(PRESET_NAMES)}) or a datapath TOML file "
-                        "(see 'Verify your hardware' in the README)")
+                        f"(see 'Verify your hardware' in the README); default "
+                        f"{DEFAULT_NUMERICS}")
     p.add_argument("--seed", type=int, help="master seed (default 0)")
+    p.add_argument("--seeds", type=_seed_list, metavar="N|S1,S2,...",
+                   help="run N seeds (--seed, --seed+1, ...) or the listed ones, one folder "
+                        "each under --out, plus their mean ± std table and plot")
     p.add_argument("--epochs", type=int, help="epochs per task")
     p.add_argument("--lr", type=float, help="learning rate")
     p.add_argument("--batch-size", type=int, help="mini-batch size")
@@ -92,6 +111,87 @@ def _add_cil_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--eval-scale", choices=("dynamic", "calibrated"),
                    help="activation scales at evaluation: per batch (dynamic, default) or "
                         "fixed per layer, calibrated on the training data")
+    _add_setting_flags(p.add_argument_group(
+        "more settings", "the other keys of the --config file (the tables dataset_params,\n"
+                         "method_params and numerics_overrides are set in the file only)"))
+
+
+#: the help of the settings with a generated flag (_add_setting_flags)
+SETTING_HELP = {
+    "network": "network (fcnet for feature tables and data files)",
+    "hidden": "hidden width of fcnet (unset: the input width)",
+    "milestones": "epochs at which the lr is multiplied by lr_gamma, e.g. 60,100,140",
+    "lr_gamma": "lr factor at each milestone",
+    "momentum": "SGD momentum",
+    "weight_decay": "SGD weight decay",
+    "memory_mode": "exemplar memory: a fixed total or a fixed number per class",
+    "exemplar_selection": "how exemplars are chosen",
+    "split": "train/test split: the data set's own (official), by subject or by sample",
+    "n_test_subjects": "subjects held out for testing (split by subjects)",
+    "test_fraction": "fraction of samples held out (split by samples)",
+    "order_rule": "how the class order is drawn from the seed",
+    "scale": "input scaling (minmax: train-only, per column; per channel for images)",
+    "augment": "random crop and flip of images while training",
+    "init": "weight initialisation",
+    "head": "classifier head",
+    "eval_order": "order of the evaluation batches",
+    "feature_batching": "batching of the herding feature passes",
+    "feature_batch_size": "batch of the herding feature passes (default: evaluation batch)",
+    "keep_single_batch": "keep a trailing training batch of one sample",
+    "ste": "straight-through rule of the quantizers",
+    "tie_rule": "tie rule of top-k predictions",
+}
+
+
+def _add_setting_flags(group) -> None:
+    """A flag --KEY for every setting of SETTING_HELP, typed by its rule."""
+    by_dataset = {k for d in DATASET_DEFAULTS.values() for k in d}
+    for key, text in SETTING_HELP.items():
+        default, rule = SETTINGS[key]
+        shown = (" (default: the --protocol's)" if key in PROTOCOLS["intsim"] else
+                 " (default: the data set's)" if key in by_dataset else
+                 "" if default is None else f" (default {_shown(default)})")
+        flag = "--" + key.replace("_", "-")
+        if rule.kind == "bool":
+            group.add_argument(flag, dest=key, action=argparse.BooleanOptionalAction,
+                               default=None, help=text + shown)
+        elif rule.kind == "milestones":
+            group.add_argument(flag, dest=key, type=_int_list, metavar="E1,E2,...",
+                               help=text + shown)
+        else:
+            kw = {"choices": rule.choices} if rule.choices else {
+                "type": {"int": int, "float": float}.get(rule.kind, str),
+                "metavar": "N" if rule.kind == "int" else "X"}
+            group.add_argument(flag, dest=key, help=text + shown, **kw)
+
+
+def _shown(v) -> str:
+    return ",".join(map(str, v)) if isinstance(v, list) else str(v)
+
+
+def _int_list(text: str) -> list[int]:
+    try:
+        return [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected integers separated by commas, got {text!r}"
+                                         ) from None
+
+
+def _seed_list(text: str):
+    """'N' -> the count N; 'a,b,...' -> the seeds listed."""
+    if "," not in text:
+        try:
+            n = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a count or seeds separated by commas, "
+                                             f"got {text!r}") from None
+        if n < 1:
+            raise argparse.ArgumentTypeError(f"a count must be >= 1, got {n}")
+        return n
+    seeds = _int_list(text)
+    if not seeds or min(seeds) < 0 or len(set(seeds)) != len(seeds):
+        raise argparse.ArgumentTypeError(f"expected distinct seeds >= 0, got {text!r}")
+    return seeds
 
 
 def register(subparsers) -> None:
@@ -127,7 +227,7 @@ def register(subparsers) -> None:
 
 CLI_SETTINGS = ("dataset", "data_dir", "method", "numerics", "seed", "epochs", "lr", "batch_size",
                 "memory", "init_cls", "increment", "out", "trace_every", "trace_events",
-                "protocol", "eval_batch_size", "eval_scale")
+                "protocol", "eval_batch_size", "eval_scale", *SETTING_HELP)
 
 
 def _fmt(v, spec=".2f") -> str:
@@ -161,10 +261,13 @@ def cmd_cil(args: argparse.Namespace) -> int:
 
 def _cil(args: argparse.Namespace) -> int:
     cfg = resolve_config({k: getattr(args, k) for k in CLI_SETTINGS}, args.config)
+    if args.seeds is not None:
+        return _cil_seeds(args, cfg)
     run = CILRun.prepare(cfg, resume=args.resume, overwrite=args.overwrite)
     metrics = run.execute(RunBars("cil", args.quiet))
     if not args.quiet:
-        line = (f"{cfg['dataset']} {cfg['method']} {cfg['numerics']} seed {cfg['seed']} "
+        line = (f"{dataset_label(cfg['dataset'])} {cfg['method']} {cfg['numerics']} "
+                f"seed {cfg['seed']} "
                 f"[{evaluation_text(cfg)}]: "
                 f"CNN AIA {_fmt(metrics['aia'])}  last {_fmt(metrics['last'])}  "
                 f"forgetting {_fmt(metrics['forgetting'])}")
@@ -172,7 +275,22 @@ def _cil(args: argparse.Namespace) -> int:
             line += f" | NME AIA {_fmt(metrics['nme_aia'])}  last {_fmt(metrics['nme_last'])}"
         print(line)
         print(f"wrote {cfg['out']}/ (config.json, metrics.json, trace.h5, cost.json, "
-              f"accuracy.png, checkpoints/)")
+              f"history.jsonl, accuracy.png, loss.png, checkpoints/)")
+    return 0
+
+
+def _cil_seeds(args: argparse.Namespace, cfg) -> int:
+    seeds = args.seeds if isinstance(args.seeds, list) else \
+        list(range(cfg["seed"], cfg["seed"] + args.seeds))
+    row, _ = run_seeds(cfg, seeds, resume=args.resume, overwrite=args.overwrite,
+                       progress=lambda s: RunBars("cil", args.quiet, f"seed {s}"))
+    if not args.quiet:
+        print(demo.demo_table([row]))
+        print(f"{dataset_label(cfg['dataset'])} {cfg['method']} [{evaluation_text(cfg)}]: "
+              f"mean ± std over {len(seeds)} seed(s) ({', '.join(map(str, seeds))}); AIA / "
+              f"last / forgetting of the CNN classifier, NME = nearest mean of exemplars")
+        print(f"wrote {cfg['out']}/seed<k>/ (one run folder per seed), {cfg['out']}/"
+              f"summary.json and {cfg['out']}/comparison.png")
     return 0
 
 

@@ -1,21 +1,32 @@
 """Progress bars (tqdm, on stderr) for the library's progress callbacks.
 
-Bars are drawn only when stderr is a terminal (tqdm's disable=None) and never with --quiet;
-warnings are printed as one line `intsim COMMAND: warning: …`.
+Bars are drawn only when both stdout and stderr are terminals (so `intsim demo > log` or a CI
+log gets no bars, only the results) or in a Jupyter notebook, where tqdm.auto shows its
+notebook widget; never with --quiet. Warnings are printed as one line
+`intsim COMMAND: warning: …`.
 """
 from __future__ import annotations
 
 import sys
 from typing import Optional
 
-from tqdm import tqdm
+from tqdm.auto import tqdm
+from tqdm.notebook import tqdm_notebook
 
 from intsim.experiments.progress import RunProgress, SweepProgress
 
 
+def bars_wanted() -> bool:
+    """True in a notebook (tqdm.auto chose its widget) or when stdout and stderr are both
+    terminals."""
+    if issubclass(tqdm, tqdm_notebook):
+        return True
+    return all(getattr(s, "isatty", lambda: False)() for s in (sys.stdout, sys.stderr))
+
+
 def _bar(total: int, initial: int, desc: str, quiet: bool, leave: bool = True) -> tqdm:
     return tqdm(total=total, initial=initial, desc=desc, leave=leave, file=sys.stderr,
-                dynamic_ncols=True, disable=True if quiet else None)
+                dynamic_ncols=True, disable=quiet or not bars_wanted())
 
 
 class RunBars(RunProgress):

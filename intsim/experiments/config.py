@@ -4,8 +4,9 @@
                           "out": "runs/watch-icarl"}, config_file=None)
 
 Precedence: built-in defaults < data-set defaults (DATASET_DEFAULTS, after the paper's
-settings table in docs/method.md; FILE_DEFAULTS for a data file of one's own) < the protocol's settings (PROTOCOLS[protocol]) < the TOML
-file < command-line values (None = not given).
+settings table in docs/method.md; FILE_DEFAULTS for a data file of one's own) < the
+protocol's settings (PROTOCOLS[protocol]) < the TOML file < command-line values (None = not
+given).
 
 `protocol = "paper"` switches every setting in which the published code's pipeline differs
 from intsim's defaults to the published choice (docs/fidelity.md has the table, with the

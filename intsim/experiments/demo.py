@@ -25,15 +25,13 @@ from intsim.experiments.outputs import check_output_folder
 from intsim.experiments.plots import plot_comparison
 from intsim.experiments.progress import RunProgress
 from intsim.experiments.records import mean_std
+from intsim.experiments.seeds import COLUMNS, add_run, mean_curves, new_row
 from intsim.formats.atomic import atomic_write_text
 from intsim.formats.ownership import hold, write_marker
 
 PRESETS = ("fp32", "int4", "hdqt")
 EPOCHS = 100        # the paper's HAR setting
 SEEDS = 3
-#: (table column, metrics.json key)
-COLUMNS = (("AIA", "aia"), ("last", "last"), ("forgetting", "forgetting"),
-           ("NME AIA", "nme_aia"), ("NME last", "nme_last"))
 
 
 def check_demo_folder(out: Path, overwrite: bool) -> None:
@@ -62,10 +60,7 @@ def run_demo(out: Path, epochs: int, seeds: Sequence[int],
 def _run_all(out: Path, epochs: int, seeds: Sequence[int], progress) -> tuple[list[dict], dict]:
     rows, curves = [], {}
     for name in PRESETS:
-        row = {"numerics": name, "seeds": list(seeds), "runs": []}
-        row.update({k: [] for _, k in COLUMNS})
-        row.update(event_rate=[], saturated_output_fraction=[], seconds=[])
-        per_seed = []
+        row, per_seed = new_row(name, seeds), []
         for seed in seeds:
             folder = out / f"{name}-seed{seed}"
             cfg = resolve_config({"dataset": "watch", "method": "icarl", "numerics": name,
@@ -73,18 +68,10 @@ def _run_all(out: Path, epochs: int, seeds: Sequence[int], progress) -> tuple[li
             run = CILRun.prepare(cfg, overwrite=True)
             t0 = time.perf_counter()
             metrics = run.execute(progress(name, seed) if progress else None)
-            row["seconds"].append(time.perf_counter() - t0)
-            summary = json.loads((folder / "trace_summary.json").read_text())
-            for _, k in COLUMNS:
-                row[k].append(metrics.get(k))
-            row["event_rate"].append(summary.get("event_rate"))
-            row["saturated_output_fraction"].append(summary.get("saturated_output_fraction"))
-            row["runs"].append(str(folder))
+            add_run(row, folder, metrics, time.perf_counter() - t0)
             per_seed.append(metrics)
         rows.append(row)
-        curves[name] = {f"{p}{key}": np.mean([np.array(m[f"{p}{key}"], dtype=float)
-                                               for m in per_seed], axis=0).tolist()
-                        for p in ("", "nme_") for key in ("accuracy_curve", "aia")}
+        curves[name] = mean_curves(per_seed)
     plot_comparison(curves, out / "comparison.png",
                     title=f"iCaRL on watch: mean over {len(seeds)} seed(s), {epochs} "
                           f"epoch(s)/task")
@@ -95,7 +82,8 @@ def _run_all(out: Path, epochs: int, seeds: Sequence[int], progress) -> tuple[li
 
 
 def demo_table(rows: list[dict]) -> str:
-    """The demo's comparison table: per preset, mean ± std over seeds (sample std)."""
+    """The comparison table of summary rows (the demo's, intsim cil --seeds'): per row
+    (numerics), mean ± std over seeds (sample std)."""
     head = ["numerics", *(c for c, _ in COLUMNS), "sat.events/op", "sat.outputs", "time s"]
     body = []
     for r in rows:

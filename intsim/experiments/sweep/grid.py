@@ -3,7 +3,7 @@
 The grid file (TOML; unknown keys are errors naming the key):
 
     name = "acc-sweep"                    # optional free text
-    datasets = ["synthetic"]              # intsim cil data-set names
+    datasets = ["synthetic", "data/myhar.csv"]   # data-set names or data files of your own
     methods = ["icarl", "bic"]            # intsim cil method names
     numerics = ["fp32", "hdqt", "dp/my_datapath.toml"]   # presets or datapath TOML files
     seeds = [0, 1]                        # or seeds = 20, meaning 0 … 19
@@ -24,7 +24,9 @@ The grid file (TOML; unknown keys are errors naming the key):
     hadamard = ["none", "pad"]            # the Hadamard rule
     lr = [0.01, 0.05]                     # any intsim cil setting can be swept as well
 
-Relative paths (datapath files, data_dirs, settings.data_dir) are relative to the grid file.
+Relative paths (data files, datapath files, data_dirs, settings.data_dir) are relative to the
+grid file. A data file (.csv, .parquet, .pq, .npz; docs/data.md) is named by its stem in the
+tables and cell folders ("myhar"); two data files with the same stem are an error.
 The numerics knobs (acc_bits, tile, operand_bits, acc_mode, hadamard) apply to every quantized
 numerics entry; a float entry (fp32) is not multiplied by them (one fp32 cell per data set ×
 method × other axes × seed; its knob columns are empty). A cell's knobs become the cil setting
@@ -48,7 +50,8 @@ from intsim.core.numerics import Numerics
 from intsim.core.resolve import numerics_source_path
 from intsim.datasets.registry import DATASET_NAMES
 from intsim.experiments.builders import run_numerics
-from intsim.experiments.config import DEFAULTS, ConfigError, RunConfig, resolve_config
+from intsim.experiments.config import (DEFAULTS, ConfigError, RunConfig, dataset_label,
+                                       resolve_config, resolve_dataset)
 from intsim.models.learners import METHOD_NAMES
 
 GRID_KEYS = ("name", "datasets", "methods", "numerics", "seeds", "settings", "data_dirs",
@@ -146,7 +149,7 @@ class Grid:
         name = doc.get("name", "")
         if not isinstance(name, str):
             raise GridError(f"grid: name: expected a string, got {name!r}")
-        return cls(datasets=_names("datasets", doc["datasets"], DATASET_NAMES, "data set"),
+        return cls(datasets=_parse_datasets(doc["datasets"], base),
                    methods=_names("methods", doc["methods"], METHOD_NAMES, "method"),
                    numerics=_parse_numerics(doc["numerics"], base),
                    seeds=_parse_seeds(doc.get("seeds", [0])), settings=settings,
@@ -177,7 +180,8 @@ class Grid:
                 overrides = knob_overrides(base_numerics[label], knobs, label)
                 for ac in axis_combos:
                     axes = dict(zip(axis_names, ac))
-                    parts = [dataset, method, label, *(f"{k}={v}" for k, v in knobs.items()),
+                    parts = [dataset_label(dataset), method, label,
+                             *(f"{k}={v}" for k, v in knobs.items()),
                              *(f"{k}={v}" for k, v in axes.items())]
                     group = "__".join(_safe(p) for p in parts)
                     for seed in self.seeds:
@@ -195,7 +199,8 @@ class Grid:
                             cfg = resolve_config(cli)
                         except ConfigError as e:
                             raise GridError(f"grid: cell {cid}: {e}") from None
-                        fields = {"dataset": dataset, "method": method, "numerics": label,
+                        fields = {"dataset": dataset_label(dataset), "method": method,
+                                  "numerics": label,
                                   **{k: knobs.get(k) for k in knob_names}, **axes,
                                   "seed": seed}
                         cells.append(Cell(id=cid, group=group, dir=os.fspath(d),
@@ -209,6 +214,20 @@ def _names(key: str, value: Any, known: tuple, what: str) -> list:
         if n not in known:
             raise GridError(f"grid: {key}: unknown {what} {n!r} (known: {', '.join(known)})")
     return names
+
+
+def _parse_datasets(value: Any, base: Path) -> list[str]:
+    """Registry names as given, data files as absolute paths (relative to `base`)."""
+    out = []
+    for n in _as_list("datasets", value):
+        try:
+            out.append(resolve_dataset(n, base))
+        except ConfigError as e:
+            raise GridError(f"grid: datasets: {e}") from None
+    labels = [dataset_label(d) for d in out]
+    if len(set(labels)) != len(labels):
+        raise GridError(f"grid: datasets: two entries share a name: {labels}")
+    return out
 
 
 def _parse_numerics(value: Any, base: Path) -> list[tuple[str, str]]:

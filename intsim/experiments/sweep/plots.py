@@ -81,43 +81,56 @@ def plot_vs_knob(summary, knob: str, path: Union[str, os.PathLike],
     return True
 
 
+#: the classifiers of per_task.png: (results column of the per-task curve, panel title)
+PER_TASK = (("accuracy_curve_json", "CNN classifier"),
+            ("nme_accuracy_curve_json", "NME (nearest mean of exemplars)"))
+
+
 def plot_per_task(summary, results, path: Union[str, os.PathLike], max_lines: int = 12) -> bool:
-    """Accuracy after each task (CNN classifier), mean ± std over seeds, one line per
-    configuration (FP32 vs the quantized ones), one panel per data set × method."""
+    """Accuracy after each task, mean ± std over seeds, one line per configuration (FP32
+    dashed vs the quantized ones), one row of panels per data set × method: the CNN
+    classifier, and next to it NME (iCaRL's headline number) when some cell has it."""
     ok = results[(results["status"] == "ok") & results["accuracy_curve_json"].notna()]
     if ok.empty:
         return False
+    cols = [(c, name) for c, name in PER_TASK if c in ok and ok[c].notna().any()]
     fields = list(summary.columns[1:summary.columns.get_loc("n_seeds")])
     pairs = list(dict.fromkeys(zip(summary["dataset"], summary["method"])))
-    fig = figure(6.0, 3.8 * len(pairs))
-    axes = np.atleast_1d(fig.subplots(len(pairs), 1, squeeze=False)[:, 0])
-    for ax, (ds, me) in zip(axes, pairs):
+    fig = figure(6.0 * len(cols), 3.8 * len(pairs))
+    axes = fig.subplots(len(pairs), len(cols), squeeze=False)
+    for row, (ds, me) in zip(axes, pairs):
         sub = summary[(summary["dataset"] == ds) & (summary["method"] == me)].head(max_lines)
-        for k, (_, r) in enumerate(sub.iterrows()):
-            curves = [json.loads(x) for x in ok[ok["group"] == r["group"]]["accuracy_curve_json"]]
-            if not curves or len({len(c) for c in curves}) != 1:
-                continue
-            a = np.array([[np.nan if v is None else v for v in c] for c in curves], float)
-            t = np.arange(1, a.shape[1] + 1)
-            mean = np.nanmean(a, axis=0)
-            quant = r["numerics"] != "fp32" and "fp32" not in str(r["numerics"])
-            ax.plot(t, mean, marker="o", color=f"C{k % 10}",
-                    linestyle="-" if quant else "--",
-                    label=f"{config_label(r, fields)} (n={len(curves)})")
-            if len(curves) > 1:
-                sd = np.nanstd(a, axis=0, ddof=1)
-                ax.fill_between(t, mean - sd, mean + sd, color=f"C{k % 10}", alpha=0.12)
-            ax.set_xticks(t)
-        ax.set_xlabel("tasks learned")
-        ax.set_ylabel("accuracy on all seen classes (%)")
-        ax.set_ylim(0, 100)
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=6, loc="lower left")
-        ax.set_title(f"{ds} · {me}: accuracy after each task (mean ± std over seeds)",
-                     fontsize=9)
+        for ax, (col, name) in zip(row, cols):
+            _per_task_panel(ax, sub, ok, col, fields)
+            ax.set_title(f"{ds} · {me} · {name}: accuracy after each task (mean ± std over "
+                         f"seeds)", fontsize=8)
     fig.tight_layout()
     save_figure(fig, path)
     return True
+
+
+def _per_task_panel(ax, sub, ok, col: str, fields) -> None:
+    """The per-task curves of column `col` of every configuration (row) of `sub`."""
+    for k, (_, r) in enumerate(sub.iterrows()):
+        curves = [json.loads(x) for x in ok[ok["group"] == r["group"]][col].dropna()]
+        if not curves or len({len(c) for c in curves}) != 1:
+            continue
+        a = np.array([[np.nan if v is None else v for v in c] for c in curves], float)
+        t = np.arange(1, a.shape[1] + 1)
+        mean = np.nanmean(a, axis=0)
+        quant = r["numerics"] != "fp32" and "fp32" not in str(r["numerics"])
+        ax.plot(t, mean, marker="o", color=f"C{k % 10}", linestyle="-" if quant else "--",
+                label=f"{config_label(r, fields)} (n={len(curves)})")
+        if len(curves) > 1:
+            sd = np.nanstd(a, axis=0, ddof=1)
+            ax.fill_between(t, mean - sd, mean + sd, color=f"C{k % 10}", alpha=0.12)
+        ax.set_xticks(t)
+    ax.set_xlabel("tasks learned")
+    ax.set_ylabel("accuracy on all seen classes (%)")
+    ax.set_ylim(0, 100)
+    ax.grid(alpha=0.3)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=6, loc="lower left")
 
 
 def pareto_front(energy: Sequence[float], accuracy: Sequence[float]) -> list[bool]:

@@ -393,7 +393,9 @@ CASES = [
     Case("grid file", lambda t: Grid.load(t / "g.toml"), ConfigError, "g.toml: not UTF-8 text", files={"g.toml": LATIN1}),
     Case("grid file", lambda t: Grid.load(t / "g.toml"), ConfigError, "g.toml: invalid TOML", files={"g.toml": "seeds = [\n"}),
     # ---- intsim cil: flags
-    Case("intsim cil --dataset", ["cil", "--dataset", "mnist", "--method", "icarl", "--numerics", "fp32", "--out", "o"], 2, "invalid choice: 'mnist'"),
+    Case("intsim cil --dataset", ["cil", "--dataset", "mnist", "--method", "icarl", "--numerics", "fp32", "--out", "o"], 2, "or a data file (.csv, .parquet, .pq, .npz; docs/data.md), got 'mnist'"),
+    Case("intsim cil --dataset", ["cil", "--dataset", "har.txt", "--method", "icarl", "--out", "o"], 2, "got 'har.txt'"),
+    Case("intsim cil --dataset", ["cil", "--dataset", "{tmp}/gone.csv", "--method", "icarl", "--out", "o"], 2, "data file not found"),
     Case("intsim cil --method", ["cil", "--dataset", "synthetic", "--method", "ewc", "--numerics", "fp32", "--out", "o"], 2, "invalid choice: 'ewc'"),
     Case("intsim cil --numerics", [*CIL, "--numerics", "int3"], 2, "numerics: 'int3' is neither a preset", files=cfg()),
     Case("intsim cil --numerics", [*CIL, "--numerics", "{tmp}/none.toml"], 2, "datapath: no such file", files=cfg()),
@@ -440,7 +442,7 @@ CASES = [
          files={**cfg(), "run/.intsim.json": '{"format": "intsim-folder", "kind": "sweep"}', "run/x": ""}),
     Case("intsim cil --data-dir", ["cil", "--dataset", "dsads", "--method", "icarl", "--numerics", "fp32", "--out", "{tmp}/o",
                                    "--data-dir", "{tmp}/nowhere"], 2, "dsads:"),
-    Case("intsim cil", ["cil", "--dataset", "synthetic", "--method", "icarl", "--out", "o"], 2, "missing setting 'numerics'"),
+    Case("intsim cil", ["cil", "--dataset", "synthetic", "--out", "o"], 2, "missing setting 'method'"),
     # ---- config keys (the --config TOML file)
     Case("config key epoch", CIL, 2, "unknown setting(s) ['epoch']", files=cfg("epoch = 3")),
     Case("config key momentum", CIL, 2, "momentum: must be in [0, 1), got 5", files=cfg("momentum = 5")),

@@ -116,7 +116,6 @@ def _stderr_of(capsys, fn):
 
 
 @pytest.mark.parametrize("argv, needle", [
-    (["--dataset", "mnist", "--method", "icarl", "--numerics", "fp32"], "invalid choice"),
     (["--dataset", "synthetic", "--method", "ewc", "--numerics", "fp32"], "invalid choice"),
 ])
 def test_cli_rejects_unknown_names_with_exit_code_2(tmp_path, capsys, argv, needle):
@@ -124,6 +123,14 @@ def test_cli_rejects_unknown_names_with_exit_code_2(tmp_path, capsys, argv, need
         main(["cil", *argv, "--out", str(tmp_path / "o")])
     assert e.value.code == 2
     assert needle in capsys.readouterr().err
+
+
+def test_cli_rejects_an_unknown_dataset_naming_both_forms(tmp_path, capsys):
+    """--dataset takes a name or a data file: an unknown name is one error line, exit 2."""
+    assert main(["cil", "--dataset", "mnist", "--method", "icarl", "--out",
+                 str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert "'mnist'" in err and "synthetic" in err and ".csv" in err and err.count("\n") == 1
 
 
 def test_cli_numerics_takes_a_preset_or_a_datapath_file(tmp_path, capsys):
@@ -145,9 +152,9 @@ def test_cli_bad_config_and_existing_output(tmp_path, capsys, monkeypatch):
     bad.write_text('dataset = "synthetic"\nmethod = "icarl"\nnumerics = "fp32"\nepoch = 3\n')
     code, err = _stderr_of(capsys, lambda: run_cli("--config", bad, "--out", tmp_path / "o"))
     assert code == 2 and "unknown setting" in err and "epoch" in err
-    code, err = _stderr_of(capsys, lambda: run_cli("--dataset", "synthetic", "--method",
-                                                   "icarl", "--out", tmp_path / "o"))
-    assert code == 2 and "numerics" in err
+    code, err = _stderr_of(capsys, lambda: run_cli("--dataset", "synthetic", "--out",
+                                                   tmp_path / "o"))
+    assert code == 2 and "missing setting 'method'" in err
     bad.write_text('dataset = "synthetic"\nmethod = "icarl"\nnumerics = "fp32"\n'
                    '[method_params]\nlamda = 3\n')
     code, err = _stderr_of(capsys, lambda: run_cli("--config", bad, "--out", tmp_path / "o"))
@@ -164,6 +171,7 @@ def test_cli_bad_config_and_existing_output(tmp_path, capsys, monkeypatch):
                    "--overwrite") == 0
 
 
+@pytest.mark.slow
 def test_missing_data_dir_is_a_clean_error(tmp_path):
     env = {k: v for k, v in os.environ.items() if k != "INTSIM_DATA"}
     for extra in ([], ["--data-dir", str(tmp_path / "nowhere")]):
@@ -183,6 +191,7 @@ def _checkpoint_arrays(path):
         return {k: z[k] for k in z.files}
 
 
+@pytest.mark.slow
 def test_resume_after_kill_gives_identical_metrics(tmp_path):
     # 150 epochs: tasks 1-2 take seconds, far longer than the 5 ms poll until the kill
     cfg = tiny_config(tmp_path, "der", epochs=150)
@@ -276,6 +285,7 @@ def test_trace_rows_and_truncate(tmp_path):
         assert list(f["trace/quantize/step"][()]) == [0, 1]
 
 
+@pytest.mark.slow
 def test_demo_quick(tmp_path, capsys):
     assert main(["demo", "--quick", "--quiet", "--out", str(tmp_path / "demo")]) == 0
     out = capsys.readouterr().out

@@ -1,5 +1,6 @@
 """The documentation site builds with every warning an error (mkdocs build --strict): every
 page, every API reference entry, every link between the pages."""
+import pytest
 import subprocess
 import sys
 from pathlib import Path
@@ -7,6 +8,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
+@pytest.mark.slow
 def test_docs_site_builds_strict(tmp_path):
     res = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "--quiet",
                           "--site-dir", str(tmp_path / "site")], cwd=ROOT, capture_output=True,

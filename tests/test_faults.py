@@ -102,6 +102,7 @@ KILL = textwrap.dedent("""\
 """)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("phase", ["after-config", "mid-task", "inside-trace-append",
                                    "inside-checkpoint-write", "after-metrics"])
 def test_kill_in_each_phase_then_resume_is_identical(phase, ref, tmp_path, capsys):
@@ -266,6 +267,7 @@ def _can_mount_tmpfs() -> bool:
     return probe.returncode == 0
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not sys.platform.startswith("linux") or not _can_mount_tmpfs(),
                     reason="needs a user namespace to mount a small tmpfs")
 def test_real_full_tmpfs_then_resume_once_space_is_free(ref, tmp_path):

@@ -1,4 +1,5 @@
 """Installing intsim creates only the `intsim` package: models/ and datasets/ live inside it."""
+import pytest
 import subprocess
 import sys
 import zipfile
@@ -7,6 +8,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
+@pytest.mark.slow
 def test_wheel_holds_only_the_intsim_namespace(tmp_path):
     res = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps",
                           "-q", "-w", str(tmp_path), str(ROOT)],

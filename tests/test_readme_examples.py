@@ -1,5 +1,6 @@
 """The README's runnable examples (blocks after a `<!-- readme-example: NAME -->` line) run as
 written, in a fresh folder, with this interpreter's `python` and `intsim` first on PATH."""
+import pytest
 import os
 import re
 import subprocess
@@ -16,6 +17,7 @@ def readme_example(name: str) -> str:
     return m.group(1)
 
 
+@pytest.mark.slow
 def test_byo_example_runs(tmp_path):
     """Your own data: the made-up HAR table and the intsim cil runs on it."""
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}

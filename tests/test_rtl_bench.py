@@ -36,6 +36,7 @@ def build(tmp_path_factory):
 
 
 @needs_iverilog
+@pytest.mark.slow
 @pytest.mark.parametrize("datapath", [str(ROOT / "examples" / "datapath_hdqt.toml"),
                                       "hdqt_paper", str(RTL / "datapath_wrap_tile16.toml")])
 def test_golden_vectors_match_the_verilog_mac(datapath, tmp_path, build, capsys):
@@ -59,6 +60,7 @@ def stress(tmp_path_factory):
 
 
 @needs_iverilog
+@pytest.mark.slow
 @pytest.mark.parametrize("bug, culprit", [(None, None),
                                           ("wrap", "wrap instead of saturate"),
                                           ("floor", "asymmetric [-2^(b-1), 2^(b-1)-1] register"),

@@ -1,4 +1,5 @@
 """scripts/reproduce_paper.py runs the paper protocol on a DSADS-layout feature table."""
+import pytest
 import importlib.util
 from pathlib import Path
 
@@ -27,6 +28,7 @@ def write_dsads_table(folder: Path, per_cell: int = 3, seed: int = 0) -> None:
     np.savetxt(folder / "dsads.csv", np.array(rows), delimiter=",", fmt="%.5f")
 
 
+@pytest.mark.slow
 def test_reproduce_paper_prints_ours_beside_the_paper(tmp_path, capsys):
     write_dsads_table(tmp_path)
     script = load_script("reproduce_paper")
@@ -50,6 +52,7 @@ def test_reproduce_paper_missing_data_is_a_clear_error(tmp_path, capsys):
     assert code == 2 and "dsads" in capsys.readouterr().err.lower()
 
 
+@pytest.mark.slow
 def test_reproduce_paper_protocol_switch_and_evaluation_column(tmp_path, capsys):
     import json
     write_dsads_table(tmp_path, per_cell=2)

@@ -196,6 +196,7 @@ def tiny_sweep(tmp_path_factory):
     return root, g, res
 
 
+@pytest.mark.slow
 def test_tiny_grid_on_two_workers(tiny_sweep):
     root, g, res = tiny_sweep
     out = root / "out"
@@ -241,6 +242,7 @@ def test_tiny_grid_on_two_workers(tiny_sweep):
     assert len(cells) == 6
 
 
+@pytest.mark.slow
 def test_summary_equals_one_computed_from_the_metrics_files(tiny_sweep):
     root, _, res = tiny_sweep
     summary = pd.read_csv(root / "out" / "summary.csv")
@@ -274,6 +276,7 @@ def test_summary_equals_one_computed_from_the_metrics_files(tiny_sweep):
     assert "fp32" in sweep.format_summary(res.summary)
 
 
+@pytest.mark.slow
 def test_a_cell_run_on_a_worker_equals_one_run_in_process(tiny_sweep, tmp_path):
     root, _, res = tiny_sweep
     cell = next(c for c in res.cells if c.id == "synthetic__icarl__hdqt__operand_bits=4__seed1")
@@ -284,6 +287,7 @@ def test_a_cell_run_on_a_worker_equals_one_run_in_process(tiny_sweep, tmp_path):
         (Path(cell.dir) / "metrics.json").read_bytes()
 
 
+@pytest.mark.slow
 def test_rerun_skips_complete_cells_and_retries_failed_ones(tiny_sweep):
     root, g, _ = tiny_sweep
     out = root / "out"
@@ -294,6 +298,7 @@ def test_rerun_skips_complete_cells_and_retries_failed_ones(tiny_sweep):
     assert {p: p.stat().st_mtime_ns for p in mtimes} == mtimes
 
 
+@pytest.mark.slow
 def test_changed_settings_are_not_overwritten(tiny_sweep, tmp_path):
     root, _, res = tiny_sweep
     cell = res.cells[0].to_dict()
@@ -305,6 +310,7 @@ def test_changed_settings_are_not_overwritten(tiny_sweep, tmp_path):
     assert {p.name: p.stat().st_mtime_ns for p in Path(cell["dir"]).iterdir()} == before
 
 
+@pytest.mark.slow
 def test_results_csv_fallback_and_parquet(tiny_sweep, tmp_path, monkeypatch):
     _, _, res = tiny_sweep
     monkeypatch.setattr(sweep.tables, "parquet_available", lambda: False)
@@ -334,6 +340,7 @@ def _mid_run(runs: Path) -> list[Path]:
             and not (d / "metrics.json").exists()] if runs.exists() else []
 
 
+@pytest.mark.slow
 def test_killing_the_sweep_then_rerunning_finishes_only_the_remaining_cells(tmp_path):
     # 20 epochs: a later cell's tasks 1-2 last seconds, the kill window polled every 50 ms
     g = write_grid(tmp_path, numerics='["hdqt"]', seeds=4, epochs=20)
@@ -388,6 +395,7 @@ def _group_alive(pgid: int) -> bool:
     return True
 
 
+@pytest.mark.slow
 def test_killed_worker_cell_resumes_from_its_checkpoint_and_thread_limits(tmp_path):
     g = write_grid(tmp_path, numerics='["hdqt"]', seeds=3, epochs=20)
     grid = sweep.Grid.load(g)
@@ -434,6 +442,7 @@ def test_killed_worker_cell_resumes_from_its_checkpoint_and_thread_limits(tmp_pa
 
 
 # ------------------------------------------------------------------------------ CLI, script
+@pytest.mark.slow
 def test_cli_dry_run_and_exit_codes(tiny_sweep, capsys):
     root, g, _ = tiny_sweep
     assert main(["sweep", "--grid", str(g), "--out", str(root / "out"), "--dry-run"]) == 0
@@ -457,6 +466,7 @@ def test_cli_registers_under_a_parent_parser():
     assert args.scheduler == "tcp://127.0.0.1:8786" and args.workers is None
 
 
+@pytest.mark.slow
 def test_reproduce_paper_sweep_prints_ours_beside_the_paper(tmp_path, capsys):
     from test_scripts import load_script, write_dsads_table
     write_dsads_table(tmp_path)
@@ -473,6 +483,7 @@ def test_reproduce_paper_sweep_prints_ours_beside_the_paper(tmp_path, capsys):
     assert "2 reused" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_a_worker_can_compile_new_kernels(tmp_path):
     """A worker spawned from a script that imports intsim (as the `intsim` command does)
     imports Numba before its NUMBA_NUM_THREADS is applied; without sync_numba_config the

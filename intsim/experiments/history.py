@@ -10,7 +10,8 @@ Columns (JSON Lines, intsim.formats.jsonl; pandas: read_history or
     task            task index t (0-based)
     stage           "train", or BiC's "bias_correction"
     epoch           epoch of the stage (0-based)
-    step            global optimizer step counter after the epoch (bias correction: unchanged)
+    steps           global optimizer step counter after the epoch (as intsim.fit's History;
+                    bias correction: unchanged)
     loss            mean training loss over the epoch's mini-batches (the optimised total)
     loss_<term>     mean of each term of the method's loss, unweighted (loss_ce, loss_kd,
                     loss_bce, loss_aux_ce; which ones depends on the method and the task)
@@ -62,7 +63,7 @@ class HistoryLog:
         stats = getattr(learner, "epoch_stats", {}) or {}
         now = time.perf_counter()
         row = {"task": task, "stage": self.stage, "epoch": epoch,
-               "step": int(getattr(learner, "step", 0)), "loss": mean_loss,
+               "steps": int(getattr(learner, "step", 0)), "loss": mean_loss,
                **{f"loss_{k}": v for k, v in stats.get("loss_terms", {}).items()},
                "train_accuracy": stats.get("train_accuracy"), "lr": stats.get("lr"),
                "events": events, "traced_macs": macs, "seconds": now - self._t0}

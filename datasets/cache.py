@@ -27,7 +27,7 @@ import numpy as np
 
 from intsim.datasets.base import Dataset
 from intsim.datasets.har_features import FEATURE_VERSION
-from intsim.datasets.identity import source_records
+from intsim.datasets.identity import jsonable, source_records
 from intsim.datasets.safeio import sha256_file
 
 __all__ = ["CACHE_FORMAT", "default_cache_dir", "hash_files", "cache_key", "cache_path",
@@ -68,20 +68,6 @@ def hash_files(paths: Iterable[os.PathLike | str], root: os.PathLike | str | Non
     return outer.hexdigest()
 
 
-def _jsonable(obj: Any) -> Any:
-    if isinstance(obj, Mapping):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, Path):
-        return str(obj)
-    return obj
-
-
 def cache_key(name: str, source_digest: str, params: Mapping[str, Any]) -> str:
     """Hex SHA-256 identifying (name, sources, params, cache format, feature version)."""
     record = {
@@ -89,7 +75,7 @@ def cache_key(name: str, source_digest: str, params: Mapping[str, Any]) -> str:
         "cache_format": CACHE_FORMAT,
         "feature_version": FEATURE_VERSION,
         "sources": source_digest,
-        "params": _jsonable(params),
+        "params": jsonable(params),
     }
     return hashlib.sha256(json.dumps(record, sort_keys=True).encode()).hexdigest()
 
@@ -120,9 +106,9 @@ def _fields(ds: Dataset) -> tuple[dict[str, np.ndarray | None], str]:
         "class_names": list(ds.class_names),
         "synthetic": bool(ds.synthetic),
         "source": ds.source,
-        "original_labels": _jsonable(list(ds.original_labels)),
+        "original_labels": jsonable(list(ds.original_labels)),
         "feature_names": None if ds.feature_names is None else list(ds.feature_names),
-        "meta": _jsonable(ds.meta),
+        "meta": jsonable(ds.meta),
     }
     return arrays, json.dumps(meta, sort_keys=True)
 
@@ -209,7 +195,7 @@ def cached(
     """
     sources = [Path(p) for p in sources]
     digests = {str(p): sha256_file(p) for p in sources}
-    ident = {"source_files": source_records(sources, root, digests), "load_params": _jsonable(params)}
+    ident = {"source_files": source_records(sources, root, digests), "load_params": jsonable(params)}
     if not enabled:
         ds = build()
         return ds.replace(meta={**ds.meta, **ident, "cache": "disabled"})

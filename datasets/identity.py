@@ -109,13 +109,14 @@ def content_sha256(ds: Dataset) -> str:
     return h.hexdigest()
 
 
-def _jsonable(obj: Any) -> Any:
+def jsonable(obj: Any) -> Any:
+    """obj with mappings, sequences, arrays, NumPy scalars and paths turned into JSON types."""
     if isinstance(obj, Mapping):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
+        return {str(k): jsonable(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
+        return [jsonable(v) for v in obj]
     if isinstance(obj, np.ndarray):
-        return _jsonable(obj.tolist())
+        return jsonable(obj.tolist())
     if isinstance(obj, np.generic):
         return obj.item()
     if isinstance(obj, Path):
@@ -136,8 +137,8 @@ def dataset_identity(ds: Dataset, content: bool = True) -> dict:
         "name": ds.name,
         "synthetic": bool(ds.synthetic),
         "loader": meta.get("layout"),
-        "params": _jsonable(meta.get("load_params", meta.get("params", {}))),
-        "files": _jsonable(list(meta.get("source_files", []))),
+        "params": jsonable(meta.get("load_params", meta.get("params", {}))),
+        "files": jsonable(list(meta.get("source_files", []))),
         "shape": list(ds.X.shape),
         "n_classes": ds.n_classes,
     }

@@ -11,6 +11,7 @@ import threading
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from intsim.cli import main
@@ -246,3 +247,37 @@ def test_a_cell_folder_in_use_is_an_error_row_and_left_alone(tmp_path):
         proc.kill()
         proc.wait()
         proc.stdout.close()
+
+
+def test_trace_rollback_rebuilds_a_file_with_the_kept_rows_that_takes_appends(tmp_path):
+    """repair_trace writes a fresh file (a killed HDF5 write can leave stale space
+    bookkeeping in the old one): the checkpoint's rows, the attributes, resizable columns."""
+    from intsim.core import linear_op
+    from intsim.core.presets import preset
+    from intsim.core.rng import SRStream
+    from intsim.core.trace import Trace, read_hdf5
+    from intsim.formats.run_folder import (append_trace, init_trace_file, repair_trace,
+                                           trace_attrs, trace_rows)
+
+    def trace(seed):
+        t, rng = Trace(), np.random.default_rng(seed)
+        for i in range(3):
+            t.step = i
+            linear_op.linear_forward(rng.standard_normal((1, 8, 40)).astype(np.float32),
+                                     rng.standard_normal((6, 40)).astype(np.float32),
+                                     preset("hdqt"), SRStream(1), t, f"L{i}")
+        return t
+    path = tmp_path / "trace.h5"
+    init_trace_file(path, {"note": "kept"})
+    append_trace(trace(0), path)
+    kept = trace_rows(path)
+    before = read_hdf5(path)
+    append_trace(trace(1), path)
+    assert repair_trace(path, kept) is None
+    assert trace_rows(path) == kept and trace_attrs(path)["note"] == "kept"
+    assert not list(tmp_path.glob(".tmp-*"))
+    after = read_hdf5(path)
+    for op in before:
+        assert before[op].equals(after[op]), op
+    append_trace(trace(2), path)
+    assert trace_rows(path) == {op: 2 * n for op, n in kept.items()}

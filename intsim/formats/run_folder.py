@@ -261,8 +261,7 @@ def repair_trace(path: Path, rows: dict[str, int]) -> Optional[str]:
                                f"counted ({', '.join(short) or 'no columns'})")
                     break
         if problem is None:
-            ensure_space(path, SPACE_MARGIN)
-            truncate_trace(path, rows)
+            _rebuild_trace(path, rows)
             return None
     except StorageError:
         raise
@@ -272,6 +271,36 @@ def repair_trace(path: Path, rows: dict[str, int]) -> Optional[str]:
     with storage(bad):
         os.replace(path, bad)
     return f"{path} could not be rolled back: {problem}; moved it to {bad}"
+
+
+def _rebuild_trace(path: Path, rows: dict[str, int]) -> None:
+    """Replace the trace file by a fresh one holding its first `rows` rows: a process killed
+    inside an HDF5 write can leave a file whose kept rows read correctly but whose space
+    bookkeeping is stale, so that the next append (or any walk of the lost chunks) fails
+    ("len not positive after adjustment for EOA"). Only the kept rows are read; each column is
+    written again with its dtype, chunking, resizable shape and filters, every attribute
+    copied. The new file is written as .tmp-<name> (a killed rebuild leaves only that, which
+    remove_leftovers deletes) and moved over the old one."""
+    tmp = Path(path).with_name(f".tmp-{Path(path).name}")
+    ensure_space(path, Path(path).stat().st_size + SPACE_MARGIN)
+
+    def copy(src, dst, n: Optional[int]) -> None:
+        dst.attrs.update(dict(src.attrs))
+        for name, obj in src.items():
+            if isinstance(obj, h5py.Group):
+                copy(obj, dst.create_group(name), rows.get(name, 0) if src.name.endswith(
+                    TRACE_GROUP) else None)
+                continue
+            k = obj.shape[0] if n is None else min(n, obj.shape[0])
+            d = dst.create_dataset(name, data=obj[:k], dtype=obj.dtype, maxshape=obj.maxshape,
+                                   chunks=obj.chunks, compression=obj.compression,
+                                   compression_opts=obj.compression_opts, shuffle=obj.shuffle)
+            d.attrs.update(dict(obj.attrs))
+
+    with storage(tmp):
+        with h5py.File(path, "r") as src, h5py.File(tmp, "w") as dst:
+            copy(src, dst, None)
+        os.replace(tmp, path)
 
 
 def trace_attrs(path: Path) -> dict:
